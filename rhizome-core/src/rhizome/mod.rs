@@ -1,0 +1,46 @@
+//! Rhizomes: append-only, delta-encoded lists of record ids, one per (column, value).
+//!
+//! API contract used by the rest of the crate (column shards, planner, segments). The
+//! internals (instruction codec, skip index, dense bitmap blocks, arena layout) live in the
+//! submodules; see `codec.rs` for the byte layout.
+//!
+//! * [`RhizomeArena`] holds many Rhizomes of one column shard in one byte arena plus an
+//!   offsets table: creating a Rhizome allocates nothing.
+//! * [`RhizomeRef`] is a read-only view of one Rhizome: iterate, seek, count between,
+//!   cardinality in O(1).
+//! * [`Bitmap`] is a dense id set over `0..universe`, the planner's working set.
+//! * [`kernels`] intersect / union / difference Rhizomes, with count-only variants.
+
+pub type RecordId = u64;
+
+/// Index of a Rhizome inside its arena (a column shard uses the value's symbol).
+pub type RhizomeIndex = u32;
+
+/// Tuning of a Rhizome arena.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArenaOptions {
+    /// Compact a Rhizome when null bytes exceed this fraction of its bytes (default 0.4).
+    pub hole_ratio_max: f64,
+    /// Allow dense bitmap blocks inside the instruction stream (default true).
+    pub dense_blocks: bool,
+}
+
+impl Default for ArenaOptions {
+    fn default() -> Self {
+        ArenaOptions { hole_ratio_max: 0.4, dense_blocks: true }
+    }
+}
+
+/// Size accounting of an arena, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArenaStats {
+    pub rhizome_count: u64,
+    /// Bytes of instruction streams (live + null padding).
+    pub encoded_bytes: u64,
+    /// Null padding bytes left by deletes and not compacted yet.
+    pub null_bytes: u64,
+    /// Bytes of skip indexes.
+    pub skip_bytes: u64,
+    /// Bytes reserved by the arena (capacity, garbage from relocations, offsets table).
+    pub allocated_bytes: u64,
+}
