@@ -9,6 +9,7 @@
 //! | [`rhizome`] | the Rhizome codec, arena, skip index, dense blocks, bitmaps and kernels |
 
 pub mod error;
+pub mod value;
 pub mod rhizome;
 
 pub use error::{Error, Result};
