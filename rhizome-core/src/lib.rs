@@ -6,10 +6,27 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`error`] | the crate's one error type |
+//! | [`value`] | column types, values, parsing and rendering, order-preserving keys, LIKE |
 //! | [`rhizome`] | the Rhizome codec, arena, skip index, dense blocks, bitmaps and kernels |
+//! | [`bytes`] | little helpers for our binary encodings |
+//! | [`segment`] | immutable checksummed segment files, atomic writes |
+//! | [`dictionary`] | a column shard's value ↔ symbol dictionary with ordered access |
+//! | [`record_column`] | the forward index: symbol per local record id |
+//! | [`column`] | a column shard: dictionary + Rhizomes + record column |
+//! | [`query`] | shard queries (conditions, aggregates, groups) and mergeable partials |
+//! | [`planner`] | evaluates a shard query: Rhizome walks vs record-column probes |
+//! | [`shard`] | the shard store: schema, batches, deletes, queries, save/open over spindles |
 
+pub mod bytes;
+pub mod column;
+pub mod dictionary;
 pub mod error;
-pub mod value;
+pub mod planner;
+pub mod query;
+pub mod record_column;
 pub mod rhizome;
+pub mod segment;
+pub mod shard;
+pub mod value;
 
 pub use error::{Error, Result};

@@ -1,0 +1,161 @@
+//! A column shard: one column of one shard, as a dictionary, one Rhizome per symbol (NULL
+//! included) and the record column.
+//!
+//! Invariant: record `id` is in Rhizome `records[id]` unless it was deleted, and in no other.
+
+use crate::bytes::{ByteReader, ByteWriter};
+use crate::dictionary::{Dictionary, Symbol, NULL_SYMBOL};
+use crate::record_column::RecordColumn;
+use crate::rhizome::{ArenaOptions, RecordId, RhizomeArena, RhizomeRef};
+use crate::value::{DataType, Value};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct ColumnShard {
+    pub(crate) dictionary: Dictionary,
+    /// Rhizome `s` lists the live records whose value has symbol `s`.
+    pub(crate) rhizomes: RhizomeArena,
+    /// The symbol of every record ever inserted, deleted ones included (their symbol is kept
+    /// so that a replayed delete finds the same records).
+    pub(crate) records: RecordColumn,
+}
+
+/// Bytes a column shard holds, by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnBytes {
+    pub dictionary: u64,
+    pub rhizomes: u64,
+    pub records: u64,
+}
+
+impl ColumnBytes {
+    pub fn total(&self) -> u64 {
+        self.dictionary + self.rhizomes + self.records
+    }
+}
+
+impl ColumnShard {
+    pub fn new(data_type: DataType, options: ArenaOptions) -> Self {
+        let mut rhizomes = RhizomeArena::new(options);
+        let null = rhizomes.push();
+        debug_assert_eq!(null, NULL_SYMBOL);
+        ColumnShard { dictionary: Dictionary::new(data_type), rhizomes, records: RecordColumn::default() }
+    }
+
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dictionary
+    }
+
+    pub fn records(&self) -> &RecordColumn {
+        &self.records
+    }
+
+    pub fn rhizome(&self, symbol: Symbol) -> RhizomeRef<'_> {
+        self.rhizomes.get(symbol)
+    }
+
+    /// Append record `id` (the next local id) with a value already checked against the type.
+    pub fn append(&mut self, id: RecordId, value: &Value) -> Result<()> {
+        debug_assert_eq!(id, self.records.len() as RecordId, "records are appended densely");
+        let (symbol, is_new) = self.dictionary.intern(value)?;
+        if is_new {
+            let index = self.rhizomes.push();
+            debug_assert_eq!(index, symbol);
+        }
+        self.rhizomes.append(symbol, id)?;
+        self.records.push(symbol);
+        Ok(())
+    }
+
+    /// Remove deleted records (ascending ids) from their Rhizomes.
+    pub fn delete(&mut self, ids_ascending: &[RecordId]) -> Result<()> {
+        let mut by_symbol: Vec<(Symbol, RecordId)> =
+            ids_ascending.iter().map(|&id| (self.records.get(id as usize), id)).collect();
+        by_symbol.sort_unstable();
+        let mut ids = Vec::new();
+        for chunk in by_symbol.chunk_by(|a, b| a.0 == b.0) {
+            ids.clear();
+            ids.extend(chunk.iter().map(|&(_, id)| id));
+            let removed = self.rhizomes.delete_many(chunk[0].0, &ids)?;
+            if removed != ids.len() as u64 {
+                return Err(Error::InvalidArgument(format!(
+                    "{} of {} deleted records were not in their Rhizome",
+                    ids.len() as u64 - removed,
+                    ids.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish a batch: sort new dictionary values into the ordered index.
+    pub fn seal(&mut self) {
+        self.dictionary.seal();
+    }
+
+    pub fn compact(&mut self) {
+        self.rhizomes.compact();
+    }
+
+    pub fn value(&self, id: RecordId) -> Value {
+        self.dictionary.value(self.records.get(id as usize))
+    }
+
+    pub fn bytes(&self) -> ColumnBytes {
+        let stats = self.rhizomes.stats();
+        ColumnBytes {
+            dictionary: self.dictionary.heap_bytes(),
+            rhizomes: stats.allocated_bytes.max(stats.encoded_bytes + stats.skip_bytes),
+            records: self.records.heap_bytes(),
+        }
+    }
+
+    /// The three segment blocks of this column shard.
+    pub fn encode(&self) -> [(&'static str, Vec<u8>); 3] {
+        let mut dictionary = ByteWriter::new();
+        self.dictionary.encode(&mut dictionary);
+        let mut rhizomes = Vec::new();
+        self.rhizomes.encode(&mut rhizomes);
+        let mut records = ByteWriter::new();
+        self.records.encode(&mut records);
+        [("dictionary", dictionary.into_inner()), ("rhizomes", rhizomes), ("records", records.into_inner())]
+    }
+
+    /// Rebuild a column shard from its blocks, checking that the parts agree.
+    pub fn decode(
+        data_type: DataType,
+        options: ArenaOptions,
+        dictionary: &[u8],
+        rhizomes: &[u8],
+        records: &[u8],
+    ) -> Result<ColumnShard> {
+        let dictionary = Dictionary::decode(data_type, &mut ByteReader::new(dictionary, "dictionary"))?;
+        let rhizomes = RhizomeArena::decode(rhizomes, options)?;
+        let records = RecordColumn::decode(&mut ByteReader::new(records, "records"), dictionary.symbol_count())?;
+        if rhizomes.len() != dictionary.symbol_count() {
+            return Err(Error::corrupt(
+                "rhizomes",
+                format!("{} Rhizomes for {} symbols", rhizomes.len(), dictionary.symbol_count()),
+            ));
+        }
+        let column = ColumnShard { dictionary, rhizomes, records };
+        // Every Rhizome entry must agree with the record column (deleted records are in none).
+        let mut listed = 0u64;
+        for symbol in 0..column.rhizomes.len() as Symbol {
+            let rhizome = column.rhizomes.get(symbol);
+            listed += rhizome.cardinality();
+            if rhizome.last().is_some_and(|last| last >= column.records.len() as RecordId) {
+                return Err(Error::corrupt("rhizomes", format!("Rhizome {symbol} names a record past the end")));
+            }
+            let mut mismatch = false;
+            rhizome.for_each(|id| mismatch |= column.records.get(id as usize) != symbol);
+            if mismatch {
+                return Err(Error::corrupt("rhizomes", format!("Rhizome {symbol} disagrees with the record column")));
+            }
+        }
+        if listed > column.records.len() as u64 {
+            return Err(Error::corrupt("rhizomes", "more Rhizome entries than records"));
+        }
+        Ok(column)
+    }
+}

@@ -1,0 +1,407 @@
+//! A column shard's dictionary: value ↔ symbol.
+//!
+//! Symbols are dense `u32`s handed out in the order values are first seen, so a Rhizome
+//! arena can index its Rhizomes by symbol. Symbol [`NULL_SYMBOL`] (0) is NULL in every
+//! column; real values start at 1.
+//!
+//! Values are stored as their order-preserving key ([`DataType::key`]) for fixed-width types,
+//! or as UTF-8 bytes in one arena for text — no allocation per value. Equality lookup is a
+//! hash table of symbols; ordered access (ranges, MIN/MAX) uses *sorted runs*: every
+//! [`Dictionary::seal`] sorts the symbols added since the last one into a run, and runs of
+//! similar length are merged, so the total sorting work stays O(n log n) however the values
+//! arrive, and a range lookup is a binary search per run (O(log² n)).
+
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Bound;
+
+use crate::bytes::{ByteReader, ByteWriter};
+use crate::value::{DataType, LikePattern, Value};
+use crate::{Error, Result};
+
+pub type Symbol = u32;
+
+/// The symbol of NULL in every column.
+pub const NULL_SYMBOL: Symbol = 0;
+
+/// At most this many distinct values per column shard (symbols are `u32`).
+pub const SYMBOL_COUNT_MAX: usize = u32::MAX as usize - 1;
+
+/// How values are held, by type.
+#[derive(Debug, Clone)]
+enum Keys {
+    /// One key per symbol; index 0 (NULL) holds a placeholder.
+    Fixed(Vec<i64>),
+    /// Text bytes back to back; symbol `s` is `bytes[ends[s-1]..ends[s]]` (`ends[0] = 0`).
+    Text { bytes: Vec<u8>, ends: Vec<u64> },
+}
+
+/// A borrowed dictionary entry, for hashing and ordering without building a `Value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyRef<'a> {
+    Fixed(i64),
+    Text(&'a [u8]),
+}
+
+#[derive(Debug, Clone)]
+pub struct Dictionary {
+    data_type: DataType,
+    keys: Keys,
+    /// Symbols by hash of their key (NULL is not in it).
+    index: HashTable<Symbol>,
+    /// Sorted runs of non-NULL symbols; each run ascending by value.
+    runs: Vec<Vec<Symbol>>,
+    /// Symbols added since the last seal, in no order.
+    unsorted: Vec<Symbol>,
+    hasher: FixedState,
+}
+
+/// A fixed-seed hasher: dictionaries must behave the same on every replica and every run.
+#[derive(Debug, Clone, Copy, Default)]
+struct FixedState;
+
+impl BuildHasher for FixedState {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        std::collections::hash_map::DefaultHasher::new()
+    }
+}
+
+impl Dictionary {
+    pub fn new(data_type: DataType) -> Self {
+        let keys = if data_type.is_text() {
+            Keys::Text { bytes: Vec::new(), ends: vec![0] }
+        } else {
+            Keys::Fixed(vec![0])
+        };
+        Dictionary {
+            data_type,
+            keys,
+            index: HashTable::new(),
+            runs: Vec::new(),
+            unsorted: Vec::new(),
+            hasher: FixedState,
+        }
+    }
+
+    pub fn data_type(&self) -> DataType {
+        self.data_type
+    }
+
+    /// Number of symbols, NULL included.
+    pub fn symbol_count(&self) -> usize {
+        match &self.keys {
+            Keys::Fixed(keys) => keys.len(),
+            Keys::Text { ends, .. } => ends.len(),
+        }
+    }
+
+    pub fn key(&self, symbol: Symbol) -> KeyRef<'_> {
+        match &self.keys {
+            Keys::Fixed(keys) => KeyRef::Fixed(keys[symbol as usize]),
+            Keys::Text { bytes, ends } => {
+                let s = symbol as usize;
+                let start = if s == 0 { 0 } else { ends[s - 1] as usize };
+                KeyRef::Text(&bytes[start..ends[s] as usize])
+            }
+        }
+    }
+
+    /// The fixed-width key of a symbol (`None` for text columns and for NULL).
+    pub fn fixed_key(&self, symbol: Symbol) -> Option<i64> {
+        match &self.keys {
+            Keys::Fixed(keys) if symbol != NULL_SYMBOL => Some(keys[symbol as usize]),
+            _ => None,
+        }
+    }
+
+    /// All keys of a fixed-width column, indexed by symbol (index 0 is NULL's placeholder).
+    pub fn fixed_keys(&self) -> Option<&[i64]> {
+        match &self.keys {
+            Keys::Fixed(keys) => Some(keys),
+            Keys::Text { .. } => None,
+        }
+    }
+
+    pub fn value(&self, symbol: Symbol) -> Value {
+        if symbol == NULL_SYMBOL {
+            return Value::Null;
+        }
+        match self.key(symbol) {
+            KeyRef::Fixed(key) => self.data_type.from_key(key),
+            KeyRef::Text(bytes) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// The key of a value already coerced to this column's type (`None` for NULL).
+    fn key_of<'v>(&self, value: &'v Value) -> Result<Option<KeyRef<'v>>> {
+        match value {
+            Value::Null => Ok(None),
+            Value::Text(text) if self.data_type.is_text() => Ok(Some(KeyRef::Text(text.as_bytes()))),
+            other => match self.data_type.key(other) {
+                Some(key) if !self.data_type.is_text() => Ok(Some(KeyRef::Fixed(key))),
+                _ => Err(Error::Plan(format!(
+                    "value {other:?} is not of the column type {}",
+                    self.data_type.sql_name()
+                ))),
+            },
+        }
+    }
+
+    fn hash_key(&self, key: KeyRef<'_>) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The symbol of a value, if the dictionary holds it. The value must be of the column's type.
+    pub fn lookup(&self, value: &Value) -> Result<Option<Symbol>> {
+        match self.key_of(value)? {
+            None => Ok(Some(NULL_SYMBOL)),
+            Some(key) => Ok(self.lookup_key(key)),
+        }
+    }
+
+    fn lookup_key(&self, key: KeyRef<'_>) -> Option<Symbol> {
+        let hash = self.hash_key(key);
+        self.index.find(hash, |&s| self.key(s) == key).copied()
+    }
+
+    /// The symbol of a value, adding it when new. Returns `(symbol, is_new)`.
+    pub fn intern(&mut self, value: &Value) -> Result<(Symbol, bool)> {
+        let Some(key) = self.key_of(value)? else {
+            return Ok((NULL_SYMBOL, false));
+        };
+        if let Some(symbol) = self.lookup_key(key) {
+            return Ok((symbol, false));
+        }
+        if self.symbol_count() >= SYMBOL_COUNT_MAX {
+            return Err(Error::Schema("column shard holds too many distinct values".into()));
+        }
+        let symbol = self.symbol_count() as Symbol;
+        match (&mut self.keys, key) {
+            (Keys::Fixed(keys), KeyRef::Fixed(k)) => keys.push(k),
+            (Keys::Text { bytes, ends }, KeyRef::Text(t)) => {
+                bytes.extend_from_slice(t);
+                ends.push(bytes.len() as u64);
+            }
+            _ => unreachable!("key_of returns the column's key kind"),
+        }
+        let hash = self.hash_key(key);
+        // Split borrows: the rehash closure needs the keys while the table is mutated.
+        let Dictionary { index, keys, hasher, .. } = self;
+        index.insert_unique(hash, symbol, |&s| {
+            let mut h = hasher.build_hasher();
+            key_in(keys, s).hash(&mut h);
+            h.finish()
+        });
+        self.unsorted.push(symbol);
+        Ok((symbol, true))
+    }
+
+    /// Sort the symbols added since the last seal into a run and merge runs of similar
+    /// length. Called after each applied batch; cheap when nothing was added.
+    pub fn seal(&mut self) {
+        if self.unsorted.is_empty() {
+            return;
+        }
+        let mut run = std::mem::take(&mut self.unsorted);
+        run.sort_unstable_by(|&a, &b| self.key(a).cmp(&self.key(b)));
+        self.runs.push(run);
+        while self.runs.len() >= 2 {
+            let n = self.runs.len();
+            if self.runs[n - 2].len() > 2 * self.runs[n - 1].len() {
+                break;
+            }
+            let b = self.runs.pop().expect("two runs");
+            let a = self.runs.pop().expect("two runs");
+            let merged = self.merge_runs(a, b);
+            self.runs.push(merged);
+        }
+    }
+
+    fn merge_runs(&self, a: Vec<Symbol>, b: Vec<Symbol>) -> Vec<Symbol> {
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            if self.key(a[i]) <= self.key(b[j]) {
+                out.push(a[i]);
+                i += 1;
+            } else {
+                out.push(b[j]);
+                j += 1;
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        out
+    }
+
+    /// Non-NULL symbols whose value lies within the bounds (values of the column's type).
+    /// Unsealed symbols are checked one by one, so the answer is always complete.
+    pub fn range(&self, low: Bound<&Value>, high: Bound<&Value>) -> Result<Vec<Symbol>> {
+        let low = map_bound(low, |v| self.key_of(v))?;
+        let high = map_bound(high, |v| self.key_of(v))?;
+        let above_low = |k: KeyRef<'_>| match low {
+            Bound::Unbounded => true,
+            Bound::Included(l) => k >= l,
+            Bound::Excluded(l) => k > l,
+        };
+        let below_high = |k: KeyRef<'_>| match high {
+            Bound::Unbounded => true,
+            Bound::Included(h) => k <= h,
+            Bound::Excluded(h) => k < h,
+        };
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let start = run.partition_point(|&s| !above_low(self.key(s)));
+            let end = start + run[start..].partition_point(|&s| below_high(self.key(s)));
+            out.extend_from_slice(&run[start..end]);
+        }
+        out.extend(self.unsorted.iter().copied().filter(|&s| {
+            let k = self.key(s);
+            above_low(k) && below_high(k)
+        }));
+        Ok(out)
+    }
+
+    /// Non-NULL symbols whose text matches a LIKE pattern: one match per distinct value.
+    pub fn like(&self, pattern: &LikePattern) -> Vec<Symbol> {
+        (1..self.symbol_count() as Symbol)
+            .filter(|&s| match self.key(s) {
+                KeyRef::Text(bytes) => std::str::from_utf8(bytes).is_ok_and(|t| pattern.matches(t)),
+                KeyRef::Fixed(_) => false,
+            })
+            .collect()
+    }
+
+    /// The non-NULL symbol with the smallest (or largest) value among `symbols`.
+    pub fn extreme<I: IntoIterator<Item = Symbol>>(&self, symbols: I, largest: bool) -> Option<Symbol> {
+        symbols.into_iter().filter(|&s| s != NULL_SYMBOL).reduce(|a, b| {
+            let keep_b = if largest { self.key(b) > self.key(a) } else { self.key(b) < self.key(a) };
+            if keep_b {
+                b
+            } else {
+                a
+            }
+        })
+    }
+
+    /// Bytes held (keys or text, offsets, hash index, sorted runs).
+    pub fn heap_bytes(&self) -> u64 {
+        let keys = match &self.keys {
+            Keys::Fixed(keys) => keys.capacity() * 8,
+            Keys::Text { bytes, ends } => bytes.capacity() + ends.capacity() * 8,
+        };
+        let sorted: usize = self.runs.iter().map(|r| r.capacity() * 4).sum();
+        (keys + self.index.capacity() * 5 + sorted + self.unsorted.capacity() * 4) as u64
+    }
+
+    /// Serialise into a segment block. The hash index and the runs are rebuilt on load.
+    pub fn encode(&self, out: &mut ByteWriter) {
+        match &self.keys {
+            Keys::Fixed(keys) => {
+                out.put_u8(0);
+                out.put_varint(keys.len() as u64 - 1);
+                let mut previous = 0i64;
+                for &key in &keys[1..] {
+                    // Zig-zag deltas keep ascending or clustered keys short.
+                    let delta = key.wrapping_sub(previous);
+                    out.put_varint(((delta << 1) ^ (delta >> 63)) as u64);
+                    previous = key;
+                }
+            }
+            Keys::Text { bytes, ends } => {
+                out.put_u8(1);
+                out.put_varint(ends.len() as u64 - 1);
+                let mut start = 0u64;
+                for &end in &ends[1..] {
+                    out.put_varint(end - start);
+                    start = end;
+                }
+                out.put_bytes(bytes);
+            }
+        }
+    }
+
+    /// Load from a segment block written by [`Dictionary::encode`]; checks what it reads.
+    pub fn decode(data_type: DataType, input: &mut ByteReader<'_>) -> Result<Dictionary> {
+        let mut dictionary = Dictionary::new(data_type);
+        let kind = input.u8()?;
+        let count = input.varint()?;
+        if count as usize > SYMBOL_COUNT_MAX || count > input.remaining() as u64 {
+            return Err(Error::corrupt("dictionary", format!("implausible value count {count}")));
+        }
+        match (kind, &mut dictionary.keys) {
+            (0, Keys::Fixed(keys)) => {
+                let mut previous = 0i64;
+                for _ in 0..count {
+                    let zigzag = input.varint()?;
+                    let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+                    previous = previous.wrapping_add(delta);
+                    keys.push(previous);
+                }
+            }
+            (1, Keys::Text { bytes, ends }) => {
+                let mut end = 0u64;
+                for _ in 0..count {
+                    end = end
+                        .checked_add(input.varint()?)
+                        .ok_or_else(|| Error::corrupt("dictionary", "text offsets overflow"))?;
+                    ends.push(end);
+                }
+                let text = input.bytes()?;
+                if text.len() as u64 != end {
+                    return Err(Error::corrupt("dictionary", "text length does not match offsets"));
+                }
+                if std::str::from_utf8(text).is_err() {
+                    return Err(Error::corrupt("dictionary", "text is not UTF-8"));
+                }
+                bytes.extend_from_slice(text);
+            }
+            _ => return Err(Error::corrupt("dictionary", format!("dictionary kind {kind} does not fit the column type"))),
+        }
+        let symbol_count = dictionary.symbol_count() as Symbol;
+        for symbol in 1..symbol_count {
+            let key = dictionary.key(symbol);
+            if dictionary.lookup_key(key).is_some() {
+                return Err(Error::corrupt("dictionary", format!("value of symbol {symbol} appears twice")));
+            }
+            let hash = dictionary.hash_key(key);
+            let Dictionary { index, keys, hasher, .. } = &mut dictionary;
+            index.insert_unique(hash, symbol, |&s| {
+                let mut h = hasher.build_hasher();
+                key_in(keys, s).hash(&mut h);
+                h.finish()
+            });
+        }
+        dictionary.unsorted = (1..symbol_count).collect();
+        dictionary.seal();
+        Ok(dictionary)
+    }
+}
+
+fn key_in(keys: &Keys, symbol: Symbol) -> KeyRef<'_> {
+    match keys {
+        Keys::Fixed(k) => KeyRef::Fixed(k[symbol as usize]),
+        Keys::Text { bytes, ends } => {
+            let s = symbol as usize;
+            let start = if s == 0 { 0 } else { ends[s - 1] as usize };
+            KeyRef::Text(&bytes[start..ends[s] as usize])
+        }
+    }
+}
+
+fn map_bound<'v>(
+    bound: Bound<&'v Value>,
+    key_of: impl Fn(&'v Value) -> Result<Option<KeyRef<'v>>>,
+) -> Result<Bound<KeyRef<'v>>> {
+    let key = |v: &'v Value| {
+        key_of(v)?.ok_or_else(|| Error::Plan("a range bound cannot be NULL".into()))
+    };
+    Ok(match bound {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => Bound::Included(key(v)?),
+        Bound::Excluded(v) => Bound::Excluded(key(v)?),
+    })
+}

@@ -1,0 +1,858 @@
+//! The per-shard planner and executor.
+//!
+//! A condition is first evaluated on the dictionaries: every leaf (`col < v`, `col LIKE p`,
+//! …) becomes the set of symbols for which it is TRUE, once per distinct value. NOTs are
+//! pushed down to the leaves (valid in SQL's three-valued logic), and leaves on one column
+//! under the same AND/OR are merged, so what remains is an AND/OR tree of
+//! "column has one of these symbols" leaves, each with an exact cardinality (the sum of its
+//! Rhizomes' cardinalities).
+//!
+//! Execution then chooses, per AND, the cheapest way:
+//! * count-only conjunctions of single-value leaves are intersected without materialising
+//!   ids ([`kernels::intersect_count`]);
+//! * otherwise the most selective child is materialised (a sorted id list when sparse, a
+//!   bitmap when dense) and each other child is either probed on the record column (one
+//!   table look-up per candidate) or materialised and intersected, whichever touches fewer
+//!   entries.
+//!
+//! Aggregation walks the selection in chunks, gathering the symbols of the group and
+//! aggregate columns from the record columns (vectorised per chunk), and never goes back to
+//! full values until the end.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+
+use hashbrown::HashMap;
+
+use crate::column::ColumnShard;
+use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
+use crate::query::{AggState, Aggregate, CompareOp, Condition, KeyValue, Partial, ShardQuery};
+use crate::rhizome::{kernels, Bitmap, RecordId, RhizomeRef};
+use crate::shard::ShardStore;
+use crate::value::{DataType, LikePattern, Value};
+use crate::{Error, Result};
+
+/// A selection denser than 1 in this many records is held as a bitmap, sparser as a list.
+const SPARSE_DENSITY_INVERSE: u64 = 32;
+/// Ids per aggregation chunk.
+const CHUNK_IDS: usize = 1024;
+/// Group-by over fewer combined symbol combinations than this uses dense accumulator arrays.
+const DENSE_GROUP_SLOTS_MAX: u64 = 1 << 16;
+/// Most IN-list values per leaf; longer lists are a plan error, not an unbounded allocation.
+pub const IN_LIST_VALUES_MAX: usize = 100_000;
+
+/// A condition leaf, evaluated on the dictionary: the record is selected when its symbol in
+/// `column` is one of `symbols`.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf {
+    pub column: usize,
+    /// `mask[s]` is true when symbol `s` satisfies the leaf.
+    pub mask: Vec<bool>,
+    pub symbols: Vec<Symbol>,
+    /// Records selected (sum of the Rhizome cardinalities of `symbols`).
+    pub cardinality: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    All,
+    Nothing,
+    Leaf(Leaf),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    fn estimate(&self, live: u64) -> u64 {
+        match self {
+            Expr::All => live,
+            Expr::Nothing => 0,
+            Expr::Leaf(leaf) => leaf.cardinality,
+            Expr::And(children) => children.iter().map(|c| c.estimate(live)).min().unwrap_or(live),
+            Expr::Or(children) => children.iter().map(|c| c.estimate(live)).sum::<u64>().min(live),
+        }
+    }
+}
+
+/// A set of live record ids.
+#[derive(Debug, Clone)]
+pub(crate) enum Selection {
+    /// Ascending, no duplicates.
+    Ids(Vec<RecordId>),
+    Bitmap(Bitmap),
+}
+
+impl Selection {
+    fn count(&self) -> u64 {
+        match self {
+            Selection::Ids(ids) => ids.len() as u64,
+            Selection::Bitmap(bitmap) => bitmap.count(),
+        }
+    }
+
+    fn into_bitmap(self, universe: u64) -> Bitmap {
+        match self {
+            Selection::Bitmap(bitmap) => bitmap,
+            Selection::Ids(ids) => {
+                let mut bitmap = Bitmap::new(universe);
+                ids.iter().for_each(|&id| bitmap.insert(id));
+                bitmap
+            }
+        }
+    }
+
+    /// Ascending ids, at most `limit`.
+    pub fn ids(&self, limit: usize) -> Vec<RecordId> {
+        match self {
+            Selection::Ids(ids) => ids.iter().take(limit).copied().collect(),
+            Selection::Bitmap(bitmap) => bitmap.iter().take(limit).collect(),
+        }
+    }
+
+    /// Call `f` with ascending chunks of at most [`CHUNK_IDS`] ids.
+    fn for_each_chunk(&self, mut f: impl FnMut(&[RecordId])) {
+        match self {
+            Selection::Ids(ids) => ids.chunks(CHUNK_IDS).for_each(f),
+            Selection::Bitmap(bitmap) => {
+                let mut chunk = Vec::with_capacity(CHUNK_IDS);
+                for (word_index, &word) in bitmap.words().iter().enumerate() {
+                    let base = word_index as u64 * 64;
+                    if word == u64::MAX {
+                        chunk.extend(base..base + 64);
+                    } else {
+                        let mut bits = word;
+                        while bits != 0 {
+                            chunk.push(base + bits.trailing_zeros() as u64);
+                            bits &= bits - 1;
+                        }
+                    }
+                    if chunk.len() + 64 > CHUNK_IDS {
+                        f(&chunk);
+                        chunk.clear();
+                    }
+                }
+                if !chunk.is_empty() {
+                    f(&chunk);
+                }
+            }
+        }
+    }
+}
+
+/// Turn a condition into an [`Expr`] over this shard's dictionaries.
+pub(crate) fn lower(store: &ShardStore, condition: &Condition) -> Result<Expr> {
+    lower_negated(store, condition, false)
+}
+
+fn lower_negated(store: &ShardStore, condition: &Condition, negated: bool) -> Result<Expr> {
+    let children = |conditions: &[Condition]| {
+        conditions.iter().map(|c| lower_negated(store, c, negated)).collect::<Result<Vec<_>>>()
+    };
+    let expr = match condition {
+        Condition::True => {
+            if negated {
+                Expr::Nothing
+            } else {
+                Expr::All
+            }
+        }
+        Condition::Not(inner) => lower_negated(store, inner, !negated)?,
+        // De Morgan holds in Kleene's three-valued logic.
+        Condition::And(conditions) if !negated => Expr::And(children(conditions)?),
+        Condition::And(conditions) => Expr::Or(children(conditions)?),
+        Condition::Or(conditions) if !negated => Expr::Or(children(conditions)?),
+        Condition::Or(conditions) => Expr::And(children(conditions)?),
+        leaf => lower_leaf(store, leaf, negated)?,
+    };
+    Ok(simplify(expr))
+}
+
+/// Flatten nested AND/OR, fold All/Nothing, and merge leaves on one column.
+fn simplify(expr: Expr) -> Expr {
+    match expr {
+        Expr::And(children) => {
+            let mut flat: Vec<Expr> = Vec::new();
+            for child in children {
+                match child {
+                    Expr::And(grand) => flat.extend(grand),
+                    Expr::All => {}
+                    Expr::Nothing => return Expr::Nothing,
+                    other => flat.push(other),
+                }
+            }
+            let flat = merge_leaves(flat, |a, b| a && b);
+            if flat.iter().any(|e| matches!(e, Expr::Leaf(l) if l.cardinality == 0)) {
+                return Expr::Nothing;
+            }
+            match flat.len() {
+                0 => Expr::All,
+                1 => flat.into_iter().next().expect("one child"),
+                _ => Expr::And(flat),
+            }
+        }
+        Expr::Or(children) => {
+            let mut flat: Vec<Expr> = Vec::new();
+            for child in children {
+                match child {
+                    Expr::Or(grand) => flat.extend(grand),
+                    Expr::Nothing => {}
+                    Expr::All => return Expr::All,
+                    other => flat.push(other),
+                }
+            }
+            let flat = merge_leaves(flat, |a, b| a || b);
+            match flat.len() {
+                0 => Expr::Nothing,
+                1 => flat.into_iter().next().expect("one child"),
+                _ => Expr::Or(flat),
+            }
+        }
+        other => other,
+    }
+}
+
+fn merge_leaves(children: Vec<Expr>, combine: impl Fn(bool, bool) -> bool) -> Vec<Expr> {
+    let mut out: Vec<Expr> = Vec::new();
+    for child in children {
+        if let Expr::Leaf(leaf) = &child {
+            let same_column = out.iter_mut().find_map(|e| match e {
+                Expr::Leaf(l) if l.column == leaf.column => Some(l),
+                _ => None,
+            });
+            if let Some(existing) = same_column {
+                for (a, &b) in existing.mask.iter_mut().zip(&leaf.mask) {
+                    *a = combine(*a, b);
+                }
+                existing.symbols = (0..existing.mask.len() as Symbol).filter(|&s| existing.mask[s as usize]).collect();
+                existing.cardinality = 0; // recomputed by the caller of merge (below)
+                continue;
+            }
+        }
+        out.push(child);
+    }
+    out
+}
+
+/// The symbols of a column for which a comparison leaf is TRUE, and whether its non-matching
+/// non-NULL values are FALSE (true) or UNKNOWN (false, e.g. `x IN (1, NULL)`).
+struct LeafTruth {
+    matching: Vec<Symbol>,
+    false_is_known: bool,
+    /// The leaf is TRUE for NULL values (IS NULL).
+    matches_null: bool,
+}
+
+fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Result<Expr> {
+    let column_name = match condition {
+        Condition::Compare { column, .. }
+        | Condition::Between { column, .. }
+        | Condition::In { column, .. }
+        | Condition::Like { column, .. }
+        | Condition::IsNull { column } => column,
+        other => return Err(Error::Plan(format!("not a leaf condition: {other:?}"))),
+    };
+    let (index, def) = store.schema().column(column_name)?;
+    let column = store.column(index);
+    let dictionary = column.dictionary();
+    let data_type = def.data_type;
+    let truth = match condition {
+        Condition::Compare { op, value, .. } => compare_symbols(dictionary, data_type, column_name, *op, value)?,
+        Condition::Between { low, high, .. } => {
+            let (low, low_exact) = bound_for(data_type, column_name, low)?;
+            let (high, _) = bound_for(data_type, column_name, high)?;
+            match (low, high) {
+                (Some(low), Some(high)) => {
+                    let low_bound = if low_exact { Bound::Included(&low) } else { Bound::Excluded(&low) };
+                    LeafTruth {
+                        matching: dictionary.range(low_bound, Bound::Included(&high))?,
+                        false_is_known: true,
+                        matches_null: false,
+                    }
+                }
+                _ => LeafTruth { matching: Vec::new(), false_is_known: false, matches_null: false },
+            }
+        }
+        Condition::In { values, .. } => {
+            if values.len() > IN_LIST_VALUES_MAX {
+                return Err(Error::Plan(format!("IN list of {} values exceeds {IN_LIST_VALUES_MAX}", values.len())));
+            }
+            let mut matching = Vec::new();
+            let mut has_null = false;
+            for value in values {
+                if value.is_null() {
+                    has_null = true;
+                    continue;
+                }
+                matching.extend(compare_symbols(dictionary, data_type, column_name, CompareOp::Eq, value)?.matching);
+            }
+            matching.sort_unstable();
+            matching.dedup();
+            LeafTruth { matching, false_is_known: !has_null, matches_null: false }
+        }
+        Condition::Like { pattern, .. } => {
+            if !data_type.is_text() {
+                return Err(Error::Plan(format!("LIKE needs a text column, {column_name} is {}", data_type.sql_name())));
+            }
+            LeafTruth { matching: dictionary.like(&LikePattern::new(pattern)), false_is_known: true, matches_null: false }
+        }
+        Condition::IsNull { .. } => LeafTruth { matching: Vec::new(), false_is_known: true, matches_null: true },
+        _ => unreachable!("checked above"),
+    };
+    let symbol_count = dictionary.symbol_count();
+    let mut mask = vec![false; symbol_count];
+    if !negated {
+        truth.matching.iter().for_each(|&s| mask[s as usize] = true);
+        mask[NULL_SYMBOL as usize] = truth.matches_null;
+    } else if truth.false_is_known {
+        mask.iter_mut().skip(1).for_each(|m| *m = true);
+        truth.matching.iter().for_each(|&s| mask[s as usize] = false);
+        mask[NULL_SYMBOL as usize] = false;
+        if truth.matches_null {
+            // NOT (x IS NULL): every non-NULL value.
+            mask.iter_mut().skip(1).for_each(|m| *m = true);
+        }
+    }
+    Ok(Expr::Leaf(make_leaf(column, index, mask)))
+}
+
+fn make_leaf(column: &ColumnShard, index: usize, mask: Vec<bool>) -> Leaf {
+    let symbols: Vec<Symbol> = (0..mask.len() as Symbol).filter(|&s| mask[s as usize]).collect();
+    let cardinality = symbols.iter().map(|&s| column.rhizome(s).cardinality()).sum();
+    Leaf { column: index, mask, symbols, cardinality }
+}
+
+/// Recompute leaf cardinalities after merges.
+fn refresh(store: &ShardStore, expr: Expr) -> Expr {
+    match expr {
+        Expr::Leaf(leaf) => Expr::Leaf(make_leaf(store.column(leaf.column), leaf.column, leaf.mask)),
+        Expr::And(children) => simplify(Expr::And(children.into_iter().map(|c| refresh(store, c)).collect())),
+        Expr::Or(children) => simplify(Expr::Or(children.into_iter().map(|c| refresh(store, c)).collect())),
+        other => other,
+    }
+}
+
+/// A literal as a bound on a column: the column-typed value at or just below it, and whether
+/// it is exact (`0.055` on a `DECIMAL(15,2)` column is `0.05`, inexact). `None` for NULL.
+fn bound_for(data_type: DataType, column: &str, literal: &Value) -> Result<(Option<Value>, bool)> {
+    if literal.is_null() {
+        return Ok((None, true));
+    }
+    let numeric_literal = match literal {
+        Value::Int(v) => Some((*v as i128, 0u32)),
+        Value::Decimal { units, scale } => Some((*units as i128, *scale as u32)),
+        _ => None,
+    };
+    let column_scale = match data_type {
+        DataType::BigInt | DataType::Int => Some(0u32),
+        DataType::Decimal { scale, .. } => Some(scale as u32),
+        _ => None,
+    };
+    if let (Some((units, literal_scale)), Some(column_scale)) = (numeric_literal, column_scale) {
+        // key = floor(units * 10^column_scale / 10^literal_scale), clamped to i64.
+        let scaled = if column_scale >= literal_scale {
+            units.checked_mul(10i128.pow(column_scale - literal_scale)).map(|v| (v, true))
+        } else {
+            let divisor = 10i128.pow(literal_scale - column_scale);
+            Some((units.div_euclid(divisor), units.rem_euclid(divisor) == 0))
+        };
+        let (key, exact) = match scaled {
+            Some((v, exact)) if v >= i64::MIN as i128 && v <= i64::MAX as i128 => (v as i64, exact),
+            Some((v, _)) if v < 0 => (i64::MIN, false),
+            _ => (i64::MAX, false),
+        };
+        let exact = exact && !(data_type == DataType::Int && i32::try_from(key).is_err());
+        return Ok((Some(data_type.from_key(key)), exact));
+    }
+    let value = data_type.coerce(literal).map_err(|e| {
+        Error::Plan(format!("cannot compare {column} ({}) with {literal:?}: {e}", data_type.sql_name()))
+    })?;
+    Ok((Some(value), true))
+}
+
+fn compare_symbols(
+    dictionary: &Dictionary,
+    data_type: DataType,
+    column: &str,
+    op: CompareOp,
+    literal: &Value,
+) -> Result<LeafTruth> {
+    let (value, exact) = bound_for(data_type, column, literal)?;
+    let Some(value) = value else {
+        // Comparing with NULL is UNKNOWN for every record.
+        return Ok(LeafTruth { matching: Vec::new(), false_is_known: false, matches_null: false });
+    };
+    let v = &value;
+    let matching = match (op, exact) {
+        (CompareOp::Eq, true) => dictionary.lookup(v)?.into_iter().filter(|&s| s != NULL_SYMBOL).collect(),
+        (CompareOp::Eq, false) => Vec::new(),
+        (CompareOp::NotEq, true) => {
+            let mut all = dictionary.range(Bound::Unbounded, Bound::Unbounded)?;
+            if let Some(s) = dictionary.lookup(v)? {
+                all.retain(|&x| x != s);
+            }
+            all
+        }
+        (CompareOp::NotEq, false) => dictionary.range(Bound::Unbounded, Bound::Unbounded)?,
+        (CompareOp::Lt, true) => dictionary.range(Bound::Unbounded, Bound::Excluded(v))?,
+        (CompareOp::Lt | CompareOp::LtEq, _) => dictionary.range(Bound::Unbounded, Bound::Included(v))?,
+        (CompareOp::GtEq, true) => dictionary.range(Bound::Included(v), Bound::Unbounded)?,
+        (CompareOp::Gt | CompareOp::GtEq, _) => dictionary.range(Bound::Excluded(v), Bound::Unbounded)?,
+    };
+    Ok(LeafTruth { matching, false_is_known: true, matches_null: false })
+}
+
+/// Plan a condition: lower it and merge leaves.
+pub(crate) fn plan(store: &ShardStore, condition: &Condition) -> Result<Expr> {
+    Ok(refresh(store, lower(store, condition)?))
+}
+
+/// Materialise the records a plan selects.
+pub(crate) fn select(store: &ShardStore, expr: &Expr) -> Selection {
+    let universe = store.record_count();
+    match expr {
+        Expr::All => Selection::Bitmap(store.live_bitmap()),
+        Expr::Nothing => Selection::Ids(Vec::new()),
+        Expr::Leaf(leaf) => materialise_leaf(store, leaf),
+        Expr::Or(children) => {
+            let estimate = expr.estimate(store.live_count());
+            if estimate * SPARSE_DENSITY_INVERSE < universe {
+                let mut ids: Vec<RecordId> = Vec::new();
+                for child in children {
+                    match select(store, child) {
+                        Selection::Ids(more) => ids.extend(more),
+                        bitmap => ids.extend(bitmap.ids(usize::MAX)),
+                    }
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                Selection::Ids(ids)
+            } else {
+                let mut bitmap = Bitmap::new(universe);
+                for child in children {
+                    match select(store, child) {
+                        Selection::Ids(ids) => ids.iter().for_each(|&id| bitmap.insert(id)),
+                        Selection::Bitmap(other) => bitmap.or_with(&other),
+                    }
+                }
+                Selection::Bitmap(bitmap)
+            }
+        }
+        Expr::And(children) => {
+            let live = store.live_count();
+            let mut order: Vec<&Expr> = children.iter().collect();
+            order.sort_by_key(|c| c.estimate(live));
+            let mut selection = select(store, order[0]);
+            for child in &order[1..] {
+                selection = restrict(store, selection, child);
+            }
+            selection
+        }
+    }
+}
+
+fn materialise_leaf(store: &ShardStore, leaf: &Leaf) -> Selection {
+    let column = store.column(leaf.column);
+    let universe = store.record_count();
+    if leaf.cardinality * SPARSE_DENSITY_INVERSE < universe {
+        let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
+        let ids = match rhizomes.as_slice() {
+            [one] => one.iter().collect(),
+            many => kernels::union(many),
+        };
+        return Selection::Ids(ids);
+    }
+    let live = store.live_count();
+    if leaf.cardinality > live / 2 {
+        // Cheaper from the other side: every live record minus the non-matching symbols.
+        let mut bitmap = store.live_bitmap();
+        let mut excluded = Bitmap::new(universe);
+        let others: Vec<RhizomeRef<'_>> = (0..leaf.mask.len() as Symbol)
+            .filter(|&s| !leaf.mask[s as usize])
+            .map(|s| column.rhizome(s))
+            .collect();
+        kernels::union_into(&others, &mut excluded);
+        bitmap.and_not_with(&excluded);
+        return Selection::Bitmap(bitmap);
+    }
+    let mut bitmap = Bitmap::new(universe);
+    let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
+    kernels::union_into(&rhizomes, &mut bitmap);
+    Selection::Bitmap(bitmap)
+}
+
+/// Keep the records of `selection` that `expr` also selects.
+fn restrict(store: &ShardStore, selection: Selection, expr: &Expr) -> Selection {
+    let candidates = selection.count();
+    match expr {
+        Expr::All => selection,
+        Expr::Nothing => Selection::Ids(Vec::new()),
+        // Probing touches one record-column entry per candidate; materialising touches every
+        // entry of the leaf's Rhizomes. Pick the smaller.
+        Expr::Leaf(leaf) if candidates <= leaf.cardinality || leaf.symbols.len() > 64 => {
+            let records = store.column(leaf.column).records();
+            let mask = &leaf.mask;
+            match selection {
+                Selection::Ids(mut ids) => {
+                    ids.retain(|&id| mask[records.get(id as usize) as usize]);
+                    Selection::Ids(ids)
+                }
+                Selection::Bitmap(bitmap) => {
+                    let mut out = Bitmap::new(bitmap.universe());
+                    Selection::Bitmap(bitmap).for_each_chunk(|chunk| {
+                        for &id in chunk {
+                            if mask[records.get(id as usize) as usize] {
+                                out.insert(id);
+                            }
+                        }
+                    });
+                    Selection::Bitmap(out)
+                }
+            }
+        }
+        Expr::Leaf(leaf) => {
+            let column = store.column(leaf.column);
+            match selection {
+                Selection::Ids(ids) => {
+                    let other = materialise_leaf(store, leaf).into_bitmap(store.record_count());
+                    Selection::Ids(ids.into_iter().filter(|&id| other.contains(id)).collect())
+                }
+                Selection::Bitmap(mut bitmap) => {
+                    let mut other = Bitmap::new(bitmap.universe());
+                    let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
+                    kernels::union_into(&rhizomes, &mut other);
+                    bitmap.and_with(&other);
+                    Selection::Bitmap(bitmap)
+                }
+            }
+        }
+        other => {
+            let other = select(store, other);
+            match (selection, other) {
+                (Selection::Ids(ids), other) => {
+                    let other = other.into_bitmap(store.record_count());
+                    Selection::Ids(ids.into_iter().filter(|&id| other.contains(id)).collect())
+                }
+                (Selection::Bitmap(bitmap), Selection::Ids(ids)) => {
+                    Selection::Ids(ids.into_iter().filter(|&id| bitmap.contains(id)).collect())
+                }
+                (Selection::Bitmap(mut bitmap), Selection::Bitmap(other)) => {
+                    bitmap.and_with(&other);
+                    Selection::Bitmap(bitmap)
+                }
+            }
+        }
+    }
+}
+
+/// Count the records a plan selects, without materialising ids where the shape allows.
+pub(crate) fn count(store: &ShardStore, expr: &Expr) -> u64 {
+    match expr {
+        Expr::All => store.live_count(),
+        Expr::Nothing => 0,
+        Expr::Leaf(leaf) => leaf.cardinality,
+        Expr::And(children) if children.iter().all(|c| matches!(c, Expr::Leaf(l) if l.symbols.len() == 1)) => {
+            let rhizomes: Vec<RhizomeRef<'_>> = children
+                .iter()
+                .map(|c| match c {
+                    Expr::Leaf(leaf) => store.column(leaf.column).rhizome(leaf.symbols[0]),
+                    _ => unreachable!("checked by the guard"),
+                })
+                .collect();
+            kernels::intersect_count(&rhizomes)
+        }
+        other => select(store, other).count(),
+    }
+}
+
+/// Evaluate a shard query.
+pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial> {
+    let expr = plan(store, &query.filter)?;
+    let schema = store.schema();
+    let group_columns =
+        query.group_by.iter().map(|name| schema.column(name).map(|(i, _)| i)).collect::<Result<Vec<_>>>()?;
+    let mut aggregate_columns = Vec::with_capacity(query.aggregates.len());
+    for aggregate in &query.aggregates {
+        let column = aggregate.column().map(|name| schema.column(name)).transpose()?;
+        aggregate.result_type(column.map(|(_, def)| def.data_type))?;
+        aggregate_columns.push(column.map(|(i, _)| i));
+    }
+
+    // Count-only without groups: never materialise ids for plain conjunctions.
+    if group_columns.is_empty() && query.aggregates.iter().all(|a| *a == Aggregate::CountStar) {
+        let n = count(store, &expr);
+        let mut partial = Partial::default();
+        partial.groups.insert(Vec::new(), query.aggregates.iter().map(|_| AggState::Count(n)).collect());
+        return Ok(partial);
+    }
+
+    let selection = select(store, &expr);
+
+    // Count per value of one low-cardinality group column: one Rhizome ∩ selection each.
+    if let ([group], Selection::Bitmap(bitmap)) = (group_columns.as_slice(), &selection) {
+        let column = store.column(*group);
+        let symbol_count = column.dictionary().symbol_count();
+        if symbol_count <= 256 && query.aggregates.iter().all(|a| *a == Aggregate::CountStar) {
+            let mut partial = Partial::default();
+            for symbol in 0..symbol_count as Symbol {
+                let n = column.rhizome(symbol).count_and(bitmap);
+                if n > 0 {
+                    let key = vec![key_value(column.dictionary(), symbol)];
+                    partial.groups.insert(key, query.aggregates.iter().map(|_| AggState::Count(n)).collect());
+                }
+            }
+            return Ok(partial);
+        }
+    }
+
+    aggregate(store, query, &selection, &group_columns, &aggregate_columns)
+}
+
+fn key_value(dictionary: &Dictionary, symbol: Symbol) -> KeyValue {
+    if symbol == NULL_SYMBOL {
+        return KeyValue::Null;
+    }
+    match dictionary.key(symbol) {
+        KeyRef::Fixed(key) => KeyValue::Fixed(key),
+        KeyRef::Text(bytes) => KeyValue::Text(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// How group slots are assigned to records.
+enum Grouping {
+    /// slot = Σ symbol × stride; `slots` accumulators.
+    Dense { strides: Vec<u64>, slots: u64 },
+    /// slot looked up by the tuple of symbols.
+    Hashed(HashMap<Vec<Symbol>, u32>),
+}
+
+/// Accumulators of one aggregate over all group slots.
+enum Accumulator {
+    Count(Vec<u64>),
+    CountNonNull { column: usize, counts: Vec<u64> },
+    SumInt { column: usize, sums: Vec<i128>, counts: Vec<u64> },
+    SumFloat { column: usize, values: Vec<f64>, sums: Vec<f64>, counts: Vec<u64> },
+    /// Best symbol so far per slot (NULL_SYMBOL = none).
+    Extreme { column: usize, largest: bool, best: Vec<Symbol> },
+    Distinct { column: usize, sets: Vec<HashSet<Symbol>> },
+}
+
+impl Accumulator {
+    fn grow(&mut self, slots: usize) {
+        match self {
+            Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => c.resize(slots, 0),
+            Accumulator::SumInt { sums, counts, .. } => {
+                sums.resize(slots, 0);
+                counts.resize(slots, 0);
+            }
+            Accumulator::SumFloat { sums, counts, .. } => {
+                sums.resize(slots, 0.0);
+                counts.resize(slots, 0);
+            }
+            Accumulator::Extreme { best, .. } => best.resize(slots, NULL_SYMBOL),
+            Accumulator::Distinct { sets, .. } => sets.resize_with(slots, HashSet::new),
+        }
+    }
+}
+
+fn aggregate(
+    store: &ShardStore,
+    query: &ShardQuery,
+    selection: &Selection,
+    group_columns: &[usize],
+    aggregate_columns: &[Option<usize>],
+) -> Result<Partial> {
+    let schema = store.schema();
+    let combined: u64 = group_columns
+        .iter()
+        .try_fold(1u64, |acc, &c| acc.checked_mul(store.column(c).dictionary().symbol_count() as u64))
+        .unwrap_or(u64::MAX);
+    let mut grouping = if combined <= DENSE_GROUP_SLOTS_MAX {
+        let mut strides = Vec::with_capacity(group_columns.len());
+        let mut stride = 1u64;
+        for &c in group_columns {
+            strides.push(stride);
+            stride *= store.column(c).dictionary().symbol_count() as u64;
+        }
+        Grouping::Dense { strides, slots: combined }
+    } else {
+        Grouping::Hashed(HashMap::new())
+    };
+    let initial_slots = match &grouping {
+        Grouping::Dense { slots, .. } => *slots as usize,
+        Grouping::Hashed(_) => 0,
+    };
+
+    let mut accumulators = Vec::with_capacity(query.aggregates.len());
+    for (aggregate, column) in query.aggregates.iter().zip(aggregate_columns) {
+        let data_type = column.map(|c| schema.columns[c].data_type);
+        let mut acc = match (aggregate, column) {
+            (Aggregate::CountStar, _) => Accumulator::Count(Vec::new()),
+            (Aggregate::Count(_), Some(c)) => Accumulator::CountNonNull { column: *c, counts: Vec::new() },
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) if data_type == Some(DataType::Double) => {
+                let dictionary = store.column(*c).dictionary();
+                let values = (0..dictionary.symbol_count() as Symbol)
+                    .map(|s| match dictionary.value(s) {
+                        Value::Double(v) => v,
+                        _ => 0.0,
+                    })
+                    .collect();
+                Accumulator::SumFloat { column: *c, values, sums: Vec::new(), counts: Vec::new() }
+            }
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) => {
+                Accumulator::SumInt { column: *c, sums: Vec::new(), counts: Vec::new() }
+            }
+            (Aggregate::Min(_), Some(c)) => Accumulator::Extreme { column: *c, largest: false, best: Vec::new() },
+            (Aggregate::Max(_), Some(c)) => Accumulator::Extreme { column: *c, largest: true, best: Vec::new() },
+            (Aggregate::CountDistinct(_), Some(c)) => Accumulator::Distinct { column: *c, sets: Vec::new() },
+            (aggregate, None) => return Err(Error::Plan(format!("{aggregate:?} needs a column"))),
+        };
+        acc.grow(initial_slots);
+        accumulators.push(acc);
+    }
+
+    let mut slot_of: Vec<u32> = Vec::with_capacity(CHUNK_IDS);
+    let mut symbols: Vec<Symbol> = Vec::with_capacity(CHUNK_IDS);
+    let mut tuple_symbols: Vec<Vec<Symbol>> = vec![Vec::with_capacity(CHUNK_IDS); group_columns.len()];
+    let mut slot_count = initial_slots;
+    // Records per slot: a group exists when a record fell into it, whatever its aggregates saw.
+    let mut slot_rows: Vec<u64> = vec![0; initial_slots];
+
+    selection.for_each_chunk(|ids| {
+        // 1. The group slot of every id in the chunk.
+        slot_of.clear();
+        match &mut grouping {
+            Grouping::Dense { strides, .. } => {
+                slot_of.resize(ids.len(), 0);
+                for (&c, &stride) in group_columns.iter().zip(strides.iter()) {
+                    store.column(c).records().gather(ids, &mut symbols);
+                    for (slot, &s) in slot_of.iter_mut().zip(&symbols) {
+                        *slot += (s as u64 * stride) as u32;
+                    }
+                }
+            }
+            Grouping::Hashed(map) => {
+                for (k, &c) in group_columns.iter().enumerate() {
+                    store.column(c).records().gather(ids, &mut tuple_symbols[k]);
+                }
+                let mut key = Vec::with_capacity(group_columns.len());
+                for i in 0..ids.len() {
+                    key.clear();
+                    key.extend(tuple_symbols.iter().map(|t| t[i]));
+                    let next = map.len() as u32;
+                    let slot = *map.entry_ref(key.as_slice()).or_insert(next);
+                    slot_of.push(slot);
+                }
+                if map.len() > slot_count {
+                    slot_count = map.len();
+                    accumulators.iter_mut().for_each(|a| a.grow(slot_count));
+                    slot_rows.resize(slot_count, 0);
+                }
+            }
+        }
+        slot_of.iter().for_each(|&g| slot_rows[g as usize] += 1);
+        // 2. Every aggregate over the chunk.
+        for acc in accumulators.iter_mut() {
+            match acc {
+                Accumulator::Count(counts) => slot_of.iter().for_each(|&g| counts[g as usize] += 1),
+                Accumulator::CountNonNull { column, counts } => {
+                    store.column(*column).records().gather(ids, &mut symbols);
+                    for (&g, &s) in slot_of.iter().zip(&symbols) {
+                        counts[g as usize] += (s != NULL_SYMBOL) as u64;
+                    }
+                }
+                Accumulator::SumInt { column, sums, counts } => {
+                    let column = store.column(*column);
+                    let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
+                    column.records().gather(ids, &mut symbols);
+                    for (&g, &s) in slot_of.iter().zip(&symbols) {
+                        if s != NULL_SYMBOL {
+                            sums[g as usize] += keys[s as usize] as i128;
+                            counts[g as usize] += 1;
+                        }
+                    }
+                }
+                Accumulator::SumFloat { column, values, sums, counts } => {
+                    store.column(*column).records().gather(ids, &mut symbols);
+                    for (&g, &s) in slot_of.iter().zip(&symbols) {
+                        if s != NULL_SYMBOL {
+                            sums[g as usize] += values[s as usize];
+                            counts[g as usize] += 1;
+                        }
+                    }
+                }
+                Accumulator::Extreme { column, largest, best } => {
+                    let column = store.column(*column);
+                    let dictionary = column.dictionary();
+                    column.records().gather(ids, &mut symbols);
+                    for (&g, &s) in slot_of.iter().zip(&symbols) {
+                        let current = &mut best[g as usize];
+                        if s != NULL_SYMBOL && s != *current {
+                            *current = dictionary.extreme([*current, s], *largest).unwrap_or(s);
+                        }
+                    }
+                }
+                Accumulator::Distinct { column, sets } => {
+                    store.column(*column).records().gather(ids, &mut symbols);
+                    for (&g, &s) in slot_of.iter().zip(&symbols) {
+                        if s != NULL_SYMBOL {
+                            sets[g as usize].insert(s);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    // 3. Back from slots and symbols to values.
+    let slot_keys: Vec<(usize, Vec<Symbol>)> = match &grouping {
+        Grouping::Dense { strides, slots } => (0..*slots as usize)
+            .filter(|&slot| slot_rows[slot] > 0)
+            .map(|slot| {
+                let tuple = group_columns
+                    .iter()
+                    .zip(strides)
+                    .map(|(&c, &stride)| {
+                        let n = store.column(c).dictionary().symbol_count() as u64;
+                        ((slot as u64 / stride) % n) as Symbol
+                    })
+                    .collect();
+                (slot, tuple)
+            })
+            .collect(),
+        Grouping::Hashed(map) => map.iter().map(|(tuple, &slot)| (slot as usize, tuple.clone())).collect(),
+    };
+    let mut partial = Partial::default();
+    for (slot, tuple) in slot_keys {
+        let key: Vec<KeyValue> = group_columns
+            .iter()
+            .zip(&tuple)
+            .map(|(&c, &s)| key_value(store.column(c).dictionary(), s))
+            .collect();
+        let states = accumulators
+            .iter()
+            .map(|acc| match acc {
+                Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => AggState::Count(c[slot]),
+                Accumulator::SumInt { sums, counts, .. } => AggState::SumInt { sum: sums[slot], count: counts[slot] },
+                Accumulator::SumFloat { sums, counts, .. } => {
+                    AggState::SumFloat { sum: sums[slot], count: counts[slot] }
+                }
+                Accumulator::Extreme { column, largest, best } => {
+                    let dictionary = store.column(*column).dictionary();
+                    let value = (best[slot] != NULL_SYMBOL).then(|| key_value(dictionary, best[slot]));
+                    if *largest {
+                        AggState::Max(value)
+                    } else {
+                        AggState::Min(value)
+                    }
+                }
+                Accumulator::Distinct { column, sets } => {
+                    let dictionary = store.column(*column).dictionary();
+                    AggState::Distinct(sets[slot].iter().map(|&s| key_value(dictionary, s)).collect())
+                }
+            })
+            .collect();
+        partial.groups.insert(key, states);
+    }
+    // With no group column and no record selected the partial stays empty; `Partial::finish`
+    // answers SQL's one row of empty aggregates.
+    Ok(partial)
+}

@@ -1,0 +1,145 @@
+//! The record column (forward index): the symbol of every local record id of one column.
+//!
+//! Symbols are stored at the narrowest byte width that holds the dictionary (1, 2 or 4
+//! bytes), widened in place when the dictionary outgrows it. It is what record reads,
+//! deletes, SUM/MIN/MAX over high-cardinality columns and GROUP BY probe.
+
+use crate::dictionary::Symbol;
+use crate::bytes::{ByteReader, ByteWriter};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordColumn {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+impl Default for RecordColumn {
+    fn default() -> Self {
+        RecordColumn::U8(Vec::new())
+    }
+}
+
+impl RecordColumn {
+    pub fn len(&self) -> usize {
+        match self {
+            RecordColumn::U8(v) => v.len(),
+            RecordColumn::U16(v) => v.len(),
+            RecordColumn::U32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes per record at the current width.
+    pub fn width_bytes(&self) -> usize {
+        match self {
+            RecordColumn::U8(_) => 1,
+            RecordColumn::U16(_) => 2,
+            RecordColumn::U32(_) => 4,
+        }
+    }
+
+    pub fn heap_bytes(&self) -> u64 {
+        (match self {
+            RecordColumn::U8(v) => v.capacity(),
+            RecordColumn::U16(v) => v.capacity() * 2,
+            RecordColumn::U32(v) => v.capacity() * 4,
+        }) as u64
+    }
+
+    #[inline]
+    pub fn get(&self, id: usize) -> Symbol {
+        match self {
+            RecordColumn::U8(v) => v[id] as Symbol,
+            RecordColumn::U16(v) => v[id] as Symbol,
+            RecordColumn::U32(v) => v[id],
+        }
+    }
+
+    pub fn push(&mut self, symbol: Symbol) {
+        self.widen_for(symbol);
+        match self {
+            RecordColumn::U8(v) => v.push(symbol as u8),
+            RecordColumn::U16(v) => v.push(symbol as u16),
+            RecordColumn::U32(v) => v.push(symbol),
+        }
+    }
+
+    /// Widen the storage so that `symbol` fits.
+    fn widen_for(&mut self, symbol: Symbol) {
+        match self {
+            RecordColumn::U8(v) if symbol > u8::MAX as Symbol => {
+                let wide: Vec<u16> = v.iter().map(|&s| s as u16).collect();
+                *self = RecordColumn::U16(wide);
+                self.widen_for(symbol);
+            }
+            RecordColumn::U16(v) if symbol > u16::MAX as Symbol => {
+                *self = RecordColumn::U32(v.iter().map(|&s| s as u32).collect());
+            }
+            _ => {}
+        }
+    }
+
+    /// Write the symbols of `ids` into `out` (cleared first), one per id.
+    #[inline]
+    pub fn gather(&self, ids: &[u64], out: &mut Vec<Symbol>) {
+        out.clear();
+        match self {
+            RecordColumn::U8(v) => out.extend(ids.iter().map(|&i| v[i as usize] as Symbol)),
+            RecordColumn::U16(v) => out.extend(ids.iter().map(|&i| v[i as usize] as Symbol)),
+            RecordColumn::U32(v) => out.extend(ids.iter().map(|&i| v[i as usize])),
+        }
+    }
+
+    /// Write the symbols of the consecutive ids `start..end` into `out` (cleared first).
+    #[inline]
+    pub fn gather_range(&self, start: usize, end: usize, out: &mut Vec<Symbol>) {
+        out.clear();
+        match self {
+            RecordColumn::U8(v) => out.extend(v[start..end].iter().map(|&s| s as Symbol)),
+            RecordColumn::U16(v) => out.extend(v[start..end].iter().map(|&s| s as Symbol)),
+            RecordColumn::U32(v) => out.extend_from_slice(&v[start..end]),
+        }
+    }
+
+    pub fn encode(&self, out: &mut ByteWriter) {
+        out.put_u8(self.width_bytes() as u8);
+        out.put_varint(self.len() as u64);
+        match self {
+            RecordColumn::U8(v) => v.iter().for_each(|&s| out.put_u8(s)),
+            RecordColumn::U16(v) => v.iter().for_each(|&s| {
+                out.put_u8(s as u8);
+                out.put_u8((s >> 8) as u8)
+            }),
+            RecordColumn::U32(v) => v.iter().for_each(|&s| out.put_u32(s)),
+        }
+    }
+
+    /// Load a record column; every symbol must be below `symbol_count`.
+    pub fn decode(input: &mut ByteReader<'_>, symbol_count: usize) -> Result<RecordColumn> {
+        let width = input.u8()?;
+        let len = input.varint()?;
+        if len.saturating_mul(width as u64) > input.remaining() as u64 {
+            return Err(Error::corrupt("records", format!("{len} records do not fit the block")));
+        }
+        let len = len as usize;
+        let column = match width {
+            1 => RecordColumn::U8((0..len).map(|_| input.u8()).collect::<Result<_>>()?),
+            2 => RecordColumn::U16(
+                (0..len)
+                    .map(|_| Ok(input.u8()? as u16 | (input.u8()? as u16) << 8))
+                    .collect::<Result<_>>()?,
+            ),
+            4 => RecordColumn::U32((0..len).map(|_| input.u32()).collect::<Result<_>>()?),
+            other => return Err(Error::corrupt("records", format!("record width {other}"))),
+        };
+        if (0..column.len()).any(|i| column.get(i) as usize >= symbol_count) {
+            return Err(Error::corrupt("records", "a record names a symbol the dictionary lacks"));
+        }
+        Ok(column)
+    }
+}
