@@ -157,6 +157,14 @@ fn lower_negated(store: &ShardStore, condition: &Condition, negated: bool) -> Re
             }
         }
         Condition::Not(inner) => lower_negated(store, inner, !negated)?,
+        // BETWEEN is the AND of two comparisons (so a NULL bound makes only one side UNKNOWN).
+        Condition::Between { column, low, high } => {
+            let both = Condition::And(vec![
+                Condition::compare(column, CompareOp::GtEq, low.clone()),
+                Condition::compare(column, CompareOp::LtEq, high.clone()),
+            ]);
+            lower_negated(store, &both, negated)?
+        }
         // De Morgan holds in Kleene's three-valued logic.
         Condition::And(conditions) if !negated => Expr::And(children(conditions)?),
         Condition::And(conditions) => Expr::Or(children(conditions)?),
@@ -181,9 +189,6 @@ fn simplify(expr: Expr) -> Expr {
                 }
             }
             let flat = merge_leaves(flat, |a, b| a && b);
-            if flat.iter().any(|e| matches!(e, Expr::Leaf(l) if l.cardinality == 0)) {
-                return Expr::Nothing;
-            }
             match flat.len() {
                 0 => Expr::All,
                 1 => flat.into_iter().next().expect("one child"),
@@ -224,7 +229,7 @@ fn merge_leaves(children: Vec<Expr>, combine: impl Fn(bool, bool) -> bool) -> Ve
                     *a = combine(*a, b);
                 }
                 existing.symbols = (0..existing.mask.len() as Symbol).filter(|&s| existing.mask[s as usize]).collect();
-                existing.cardinality = 0; // recomputed by the caller of merge (below)
+                existing.cardinality = u64::MAX; // unknown until `refresh`
                 continue;
             }
         }
@@ -245,7 +250,6 @@ struct LeafTruth {
 fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Result<Expr> {
     let column_name = match condition {
         Condition::Compare { column, .. }
-        | Condition::Between { column, .. }
         | Condition::In { column, .. }
         | Condition::Like { column, .. }
         | Condition::IsNull { column } => column,
@@ -257,22 +261,10 @@ fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Resul
     let data_type = def.data_type;
     let truth = match condition {
         Condition::Compare { op, value, .. } => compare_symbols(dictionary, data_type, column_name, *op, value)?,
-        Condition::Between { low, high, .. } => {
-            let (low, low_exact) = bound_for(data_type, column_name, low)?;
-            let (high, _) = bound_for(data_type, column_name, high)?;
-            match (low, high) {
-                (Some(low), Some(high)) => {
-                    let low_bound = if low_exact { Bound::Included(&low) } else { Bound::Excluded(&low) };
-                    LeafTruth {
-                        matching: dictionary.range(low_bound, Bound::Included(&high))?,
-                        false_is_known: true,
-                        matches_null: false,
-                    }
-                }
-                _ => LeafTruth { matching: Vec::new(), false_is_known: false, matches_null: false },
-            }
-        }
         Condition::In { values, .. } => {
+            if values.is_empty() {
+                return Err(Error::Plan(format!("IN list on {column_name} is empty")));
+            }
             if values.len() > IN_LIST_VALUES_MAX {
                 return Err(Error::Plan(format!("IN list of {} values exceeds {IN_LIST_VALUES_MAX}", values.len())));
             }
@@ -321,12 +313,35 @@ fn make_leaf(column: &ColumnShard, index: usize, mask: Vec<bool>) -> Leaf {
     Leaf { column: index, mask, symbols, cardinality }
 }
 
-/// Recompute leaf cardinalities after merges.
+/// Recompute leaf cardinalities after merges, and fold leaves that select nothing.
 fn refresh(store: &ShardStore, expr: Expr) -> Expr {
+    let recount = |leaf: Leaf| match make_leaf(store.column(leaf.column), leaf.column, leaf.mask) {
+        leaf if leaf.cardinality == 0 => Expr::Nothing,
+        leaf => Expr::Leaf(leaf),
+    };
     match expr {
-        Expr::Leaf(leaf) => Expr::Leaf(make_leaf(store.column(leaf.column), leaf.column, leaf.mask)),
-        Expr::And(children) => simplify(Expr::And(children.into_iter().map(|c| refresh(store, c)).collect())),
-        Expr::Or(children) => simplify(Expr::Or(children.into_iter().map(|c| refresh(store, c)).collect())),
+        Expr::Leaf(leaf) => recount(leaf),
+        Expr::And(children) | Expr::Or(children) if children.is_empty() => unreachable!("simplified away"),
+        Expr::And(children) => {
+            // Simplifying may merge leaves again (an OR that folded to one leaf joins its
+            // sibling on the same column): count those once more.
+            match simplify(Expr::And(children.into_iter().map(|c| refresh(store, c)).collect())) {
+                Expr::And(children) => simplify(Expr::And(children.into_iter().map(|c| recount_merged(store, c)).collect())),
+                other => recount_merged(store, other),
+            }
+        }
+        Expr::Or(children) => match simplify(Expr::Or(children.into_iter().map(|c| refresh(store, c)).collect())) {
+            Expr::Or(children) => simplify(Expr::Or(children.into_iter().map(|c| recount_merged(store, c)).collect())),
+            other => recount_merged(store, other),
+        },
+        other => other,
+    }
+}
+
+/// Recount a leaf whose cardinality a merge left unknown.
+fn recount_merged(store: &ShardStore, expr: Expr) -> Expr {
+    match expr {
+        Expr::Leaf(leaf) if leaf.cardinality == u64::MAX => refresh(store, Expr::Leaf(leaf)),
         other => other,
     }
 }
@@ -415,7 +430,7 @@ pub(crate) fn select(store: &ShardStore, expr: &Expr) -> Selection {
         Expr::Leaf(leaf) => materialise_leaf(store, leaf),
         Expr::Or(children) => {
             let estimate = expr.estimate(store.live_count());
-            if estimate * SPARSE_DENSITY_INVERSE < universe {
+            if estimate.saturating_mul(SPARSE_DENSITY_INVERSE) < universe {
                 let mut ids: Vec<RecordId> = Vec::new();
                 for child in children {
                     match select(store, child) {
@@ -453,7 +468,7 @@ pub(crate) fn select(store: &ShardStore, expr: &Expr) -> Selection {
 fn materialise_leaf(store: &ShardStore, leaf: &Leaf) -> Selection {
     let column = store.column(leaf.column);
     let universe = store.record_count();
-    if leaf.cardinality * SPARSE_DENSITY_INVERSE < universe {
+    if leaf.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) < universe {
         let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
         let ids = match rhizomes.as_slice() {
             [one] => one.iter().collect(),

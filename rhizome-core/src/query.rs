@@ -352,7 +352,8 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Null, _) => Ordering::Greater,
         (_, Value::Null) => Ordering::Less,
         (Value::Int(a), Value::Int(b)) => a.cmp(b),
-        (Value::Double(a), Value::Double(b)) => a.total_cmp(b),
+        // -0.0 equals 0.0, as in SQL (NaN is never stored).
+        (Value::Double(a), Value::Double(b)) => a.partial_cmp(b).unwrap_or_else(|| a.total_cmp(b)),
         (Value::Decimal { units: a, scale: sa }, Value::Decimal { units: b, scale: sb }) => {
             let (a, b) = (*a as i128, *b as i128);
             let (sa, sb) = (*sa as u32, *sb as u32);

@@ -98,6 +98,7 @@ impl LikePattern {
                 None => t.is_empty(),
                 Some(('%', rest)) => (0..=t.len()).any(|i| m(rest, &t[i..])),
                 Some(('_', rest)) => !t.is_empty() && m(rest, &t[1..]),
+                Some(('\\', [c, rest @ ..])) => t.first() == Some(c) && m(rest, &t[1..]),
                 Some((c, rest)) => t.first() == Some(c) && m(rest, &t[1..]),
             }
         }
