@@ -39,7 +39,11 @@ impl ColumnShard {
         let mut rhizomes = RhizomeArena::new(options);
         let null = rhizomes.push();
         debug_assert_eq!(null, NULL_SYMBOL);
-        ColumnShard { dictionary: Dictionary::new(data_type), rhizomes, records: RecordColumn::default() }
+        ColumnShard {
+            dictionary: Dictionary::new(data_type),
+            rhizomes,
+            records: RecordColumn::default(),
+        }
     }
 
     pub fn dictionary(&self) -> &Dictionary {
@@ -56,7 +60,11 @@ impl ColumnShard {
 
     /// Append record `id` (the next local id) with a value already checked against the type.
     pub fn append(&mut self, id: RecordId, value: &Value) -> Result<()> {
-        debug_assert_eq!(id, self.records.len() as RecordId, "records are appended densely");
+        debug_assert_eq!(
+            id,
+            self.records.len() as RecordId,
+            "records are appended densely"
+        );
         let (symbol, is_new) = self.dictionary.intern(value)?;
         if is_new {
             let index = self.rhizomes.push();
@@ -69,8 +77,10 @@ impl ColumnShard {
 
     /// Remove deleted records (ascending ids) from their Rhizomes.
     pub fn delete(&mut self, ids_ascending: &[RecordId]) -> Result<()> {
-        let mut by_symbol: Vec<(Symbol, RecordId)> =
-            ids_ascending.iter().map(|&id| (self.records.get(id as usize), id)).collect();
+        let mut by_symbol: Vec<(Symbol, RecordId)> = ids_ascending
+            .iter()
+            .map(|&id| (self.records.get(id as usize), id))
+            .collect();
         by_symbol.sort_unstable();
         let mut ids = Vec::new();
         for chunk in by_symbol.chunk_by(|a, b| a.0 == b.0) {
@@ -105,7 +115,9 @@ impl ColumnShard {
         let stats = self.rhizomes.stats();
         ColumnBytes {
             dictionary: self.dictionary.heap_bytes(),
-            rhizomes: stats.allocated_bytes.max(stats.encoded_bytes + stats.skip_bytes),
+            rhizomes: stats
+                .allocated_bytes
+                .max(stats.encoded_bytes + stats.skip_bytes),
             records: self.records.heap_bytes(),
         }
     }
@@ -118,7 +130,11 @@ impl ColumnShard {
         self.rhizomes.encode(&mut rhizomes);
         let mut records = ByteWriter::new();
         self.records.encode(&mut records);
-        [("dictionary", dictionary.into_inner()), ("rhizomes", rhizomes), ("records", records.into_inner())]
+        [
+            ("dictionary", dictionary.into_inner()),
+            ("rhizomes", rhizomes),
+            ("records", records.into_inner()),
+        ]
     }
 
     /// Rebuild a column shard from its blocks, checking that the parts agree.
@@ -129,32 +145,56 @@ impl ColumnShard {
         rhizomes: &[u8],
         records: &[u8],
     ) -> Result<ColumnShard> {
-        let dictionary = Dictionary::decode(data_type, &mut ByteReader::new(dictionary, "dictionary"))?;
+        let dictionary =
+            Dictionary::decode(data_type, &mut ByteReader::new(dictionary, "dictionary"))?;
         let rhizomes = RhizomeArena::decode(rhizomes, options)?;
-        let records = RecordColumn::decode(&mut ByteReader::new(records, "records"), dictionary.symbol_count())?;
+        let records = RecordColumn::decode(
+            &mut ByteReader::new(records, "records"),
+            dictionary.symbol_count(),
+        )?;
         if rhizomes.len() != dictionary.symbol_count() {
             return Err(Error::corrupt(
                 "rhizomes",
-                format!("{} Rhizomes for {} symbols", rhizomes.len(), dictionary.symbol_count()),
+                format!(
+                    "{} Rhizomes for {} symbols",
+                    rhizomes.len(),
+                    dictionary.symbol_count()
+                ),
             ));
         }
-        let column = ColumnShard { dictionary, rhizomes, records };
+        let column = ColumnShard {
+            dictionary,
+            rhizomes,
+            records,
+        };
         // Every Rhizome entry must agree with the record column (deleted records are in none).
         let mut listed = 0u64;
         for symbol in 0..column.rhizomes.len() as Symbol {
             let rhizome = column.rhizomes.get(symbol);
             listed += rhizome.cardinality();
-            if rhizome.last().is_some_and(|last| last >= column.records.len() as RecordId) {
-                return Err(Error::corrupt("rhizomes", format!("Rhizome {symbol} names a record past the end")));
+            if rhizome
+                .last()
+                .is_some_and(|last| last >= column.records.len() as RecordId)
+            {
+                return Err(Error::corrupt(
+                    "rhizomes",
+                    format!("Rhizome {symbol} names a record past the end"),
+                ));
             }
             let mut mismatch = false;
             rhizome.for_each(|id| mismatch |= column.records.get(id as usize) != symbol);
             if mismatch {
-                return Err(Error::corrupt("rhizomes", format!("Rhizome {symbol} disagrees with the record column")));
+                return Err(Error::corrupt(
+                    "rhizomes",
+                    format!("Rhizome {symbol} disagrees with the record column"),
+                ));
             }
         }
         if listed > column.records.len() as u64 {
-            return Err(Error::corrupt("rhizomes", "more Rhizome entries than records"));
+            return Err(Error::corrupt(
+                "rhizomes",
+                "more Rhizome entries than records",
+            ));
         }
         Ok(column)
     }

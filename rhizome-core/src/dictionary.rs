@@ -70,7 +70,10 @@ impl BuildHasher for FixedState {
 impl Dictionary {
     pub fn new(data_type: DataType) -> Self {
         let keys = if data_type.is_text() {
-            Keys::Text { bytes: Vec::new(), ends: vec![0] }
+            Keys::Text {
+                bytes: Vec::new(),
+                ends: vec![0],
+            }
         } else {
             Keys::Fixed(vec![0])
         };
@@ -137,7 +140,9 @@ impl Dictionary {
     fn key_of<'v>(&self, value: &'v Value) -> Result<Option<KeyRef<'v>>> {
         match value {
             Value::Null => Ok(None),
-            Value::Text(text) if self.data_type.is_text() => Ok(Some(KeyRef::Text(text.as_bytes()))),
+            Value::Text(text) if self.data_type.is_text() => {
+                Ok(Some(KeyRef::Text(text.as_bytes())))
+            }
             other => match self.data_type.key(other) {
                 Some(key) if !self.data_type.is_text() => Ok(Some(KeyRef::Fixed(key))),
                 _ => Err(Error::Plan(format!(
@@ -176,7 +181,9 @@ impl Dictionary {
             return Ok((symbol, false));
         }
         if self.symbol_count() >= SYMBOL_COUNT_MAX {
-            return Err(Error::Schema("column shard holds too many distinct values".into()));
+            return Err(Error::Schema(
+                "column shard holds too many distinct values".into(),
+            ));
         }
         let symbol = self.symbol_count() as Symbol;
         match (&mut self.keys, key) {
@@ -189,7 +196,12 @@ impl Dictionary {
         }
         let hash = self.hash_key(key);
         // Split borrows: the rehash closure needs the keys while the table is mutated.
-        let Dictionary { index, keys, hasher, .. } = self;
+        let Dictionary {
+            index,
+            keys,
+            hasher,
+            ..
+        } = self;
         index.insert_unique(hash, symbol, |&s| {
             let mut h = hasher.build_hasher();
             key_in(keys, s).hash(&mut h);
@@ -276,15 +288,26 @@ impl Dictionary {
     }
 
     /// The non-NULL symbol with the smallest (or largest) value among `symbols`.
-    pub fn extreme<I: IntoIterator<Item = Symbol>>(&self, symbols: I, largest: bool) -> Option<Symbol> {
-        symbols.into_iter().filter(|&s| s != NULL_SYMBOL).reduce(|a, b| {
-            let keep_b = if largest { self.key(b) > self.key(a) } else { self.key(b) < self.key(a) };
-            if keep_b {
-                b
-            } else {
-                a
-            }
-        })
+    pub fn extreme<I: IntoIterator<Item = Symbol>>(
+        &self,
+        symbols: I,
+        largest: bool,
+    ) -> Option<Symbol> {
+        symbols
+            .into_iter()
+            .filter(|&s| s != NULL_SYMBOL)
+            .reduce(|a, b| {
+                let keep_b = if largest {
+                    self.key(b) > self.key(a)
+                } else {
+                    self.key(b) < self.key(a)
+                };
+                if keep_b {
+                    b
+                } else {
+                    a
+                }
+            })
     }
 
     /// Bytes held (keys or text, offsets, hash index, sorted runs).
@@ -330,7 +353,10 @@ impl Dictionary {
         let kind = input.u8()?;
         let count = input.varint()?;
         if count as usize > SYMBOL_COUNT_MAX || count > input.remaining() as u64 {
-            return Err(Error::corrupt("dictionary", format!("implausible value count {count}")));
+            return Err(Error::corrupt(
+                "dictionary",
+                format!("implausible value count {count}"),
+            ));
         }
         match (kind, &mut dictionary.keys) {
             (0, Keys::Fixed(keys)) => {
@@ -352,23 +378,39 @@ impl Dictionary {
                 }
                 let text = input.bytes()?;
                 if text.len() as u64 != end {
-                    return Err(Error::corrupt("dictionary", "text length does not match offsets"));
+                    return Err(Error::corrupt(
+                        "dictionary",
+                        "text length does not match offsets",
+                    ));
                 }
                 if std::str::from_utf8(text).is_err() {
                     return Err(Error::corrupt("dictionary", "text is not UTF-8"));
                 }
                 bytes.extend_from_slice(text);
             }
-            _ => return Err(Error::corrupt("dictionary", format!("dictionary kind {kind} does not fit the column type"))),
+            _ => {
+                return Err(Error::corrupt(
+                    "dictionary",
+                    format!("dictionary kind {kind} does not fit the column type"),
+                ))
+            }
         }
         let symbol_count = dictionary.symbol_count() as Symbol;
         for symbol in 1..symbol_count {
             let key = dictionary.key(symbol);
             if dictionary.lookup_key(key).is_some() {
-                return Err(Error::corrupt("dictionary", format!("value of symbol {symbol} appears twice")));
+                return Err(Error::corrupt(
+                    "dictionary",
+                    format!("value of symbol {symbol} appears twice"),
+                ));
             }
             let hash = dictionary.hash_key(key);
-            let Dictionary { index, keys, hasher, .. } = &mut dictionary;
+            let Dictionary {
+                index,
+                keys,
+                hasher,
+                ..
+            } = &mut dictionary;
             index.insert_unique(hash, symbol, |&s| {
                 let mut h = hasher.build_hasher();
                 key_in(keys, s).hash(&mut h);
@@ -396,9 +438,8 @@ fn map_bound<'v>(
     bound: Bound<&'v Value>,
     key_of: impl Fn(&'v Value) -> Result<Option<KeyRef<'v>>>,
 ) -> Result<Bound<KeyRef<'v>>> {
-    let key = |v: &'v Value| {
-        key_of(v)?.ok_or_else(|| Error::Plan("a range bound cannot be NULL".into()))
-    };
+    let key =
+        |v: &'v Value| key_of(v)?.ok_or_else(|| Error::Plan("a range bound cannot be NULL".into()));
     Ok(match bound {
         Bound::Unbounded => Bound::Unbounded,
         Bound::Included(v) => Bound::Included(key(v)?),

@@ -68,8 +68,16 @@ impl Expr {
             Expr::All => live,
             Expr::Nothing => 0,
             Expr::Leaf(leaf) => leaf.cardinality,
-            Expr::And(children) => children.iter().map(|c| c.estimate(live)).min().unwrap_or(live),
-            Expr::Or(children) => children.iter().map(|c| c.estimate(live)).sum::<u64>().min(live),
+            Expr::And(children) => children
+                .iter()
+                .map(|c| c.estimate(live))
+                .min()
+                .unwrap_or(live),
+            Expr::Or(children) => children
+                .iter()
+                .map(|c| c.estimate(live))
+                .sum::<u64>()
+                .min(live),
         }
     }
 }
@@ -146,7 +154,10 @@ pub(crate) fn lower(store: &ShardStore, condition: &Condition) -> Result<Expr> {
 
 fn lower_negated(store: &ShardStore, condition: &Condition, negated: bool) -> Result<Expr> {
     let children = |conditions: &[Condition]| {
-        conditions.iter().map(|c| lower_negated(store, c, negated)).collect::<Result<Vec<_>>>()
+        conditions
+            .iter()
+            .map(|c| lower_negated(store, c, negated))
+            .collect::<Result<Vec<_>>>()
     };
     let expr = match condition {
         Condition::True => {
@@ -228,7 +239,9 @@ fn merge_leaves(children: Vec<Expr>, combine: impl Fn(bool, bool) -> bool) -> Ve
                 for (a, &b) in existing.mask.iter_mut().zip(&leaf.mask) {
                     *a = combine(*a, b);
                 }
-                existing.symbols = (0..existing.mask.len() as Symbol).filter(|&s| existing.mask[s as usize]).collect();
+                existing.symbols = (0..existing.mask.len() as Symbol)
+                    .filter(|&s| existing.mask[s as usize])
+                    .collect();
                 existing.cardinality = u64::MAX; // unknown until `refresh`
                 continue;
             }
@@ -260,13 +273,18 @@ fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Resul
     let dictionary = column.dictionary();
     let data_type = def.data_type;
     let truth = match condition {
-        Condition::Compare { op, value, .. } => compare_symbols(dictionary, data_type, column_name, *op, value)?,
+        Condition::Compare { op, value, .. } => {
+            compare_symbols(dictionary, data_type, column_name, *op, value)?
+        }
         Condition::In { values, .. } => {
             if values.is_empty() {
                 return Err(Error::Plan(format!("IN list on {column_name} is empty")));
             }
             if values.len() > IN_LIST_VALUES_MAX {
-                return Err(Error::Plan(format!("IN list of {} values exceeds {IN_LIST_VALUES_MAX}", values.len())));
+                return Err(Error::Plan(format!(
+                    "IN list of {} values exceeds {IN_LIST_VALUES_MAX}",
+                    values.len()
+                )));
             }
             let mut matching = Vec::new();
             let mut has_null = false;
@@ -275,19 +293,37 @@ fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Resul
                     has_null = true;
                     continue;
                 }
-                matching.extend(compare_symbols(dictionary, data_type, column_name, CompareOp::Eq, value)?.matching);
+                matching.extend(
+                    compare_symbols(dictionary, data_type, column_name, CompareOp::Eq, value)?
+                        .matching,
+                );
             }
             matching.sort_unstable();
             matching.dedup();
-            LeafTruth { matching, false_is_known: !has_null, matches_null: false }
+            LeafTruth {
+                matching,
+                false_is_known: !has_null,
+                matches_null: false,
+            }
         }
         Condition::Like { pattern, .. } => {
             if !data_type.is_text() {
-                return Err(Error::Plan(format!("LIKE needs a text column, {column_name} is {}", data_type.sql_name())));
+                return Err(Error::Plan(format!(
+                    "LIKE needs a text column, {column_name} is {}",
+                    data_type.sql_name()
+                )));
             }
-            LeafTruth { matching: dictionary.like(&LikePattern::new(pattern)), false_is_known: true, matches_null: false }
+            LeafTruth {
+                matching: dictionary.like(&LikePattern::new(pattern)),
+                false_is_known: true,
+                matches_null: false,
+            }
         }
-        Condition::IsNull { .. } => LeafTruth { matching: Vec::new(), false_is_known: true, matches_null: true },
+        Condition::IsNull { .. } => LeafTruth {
+            matching: Vec::new(),
+            false_is_known: true,
+            matches_null: true,
+        },
         _ => unreachable!("checked above"),
     };
     let symbol_count = dictionary.symbol_count();
@@ -297,7 +333,10 @@ fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Resul
         mask[NULL_SYMBOL as usize] = truth.matches_null;
     } else if truth.false_is_known {
         mask.iter_mut().skip(1).for_each(|m| *m = true);
-        truth.matching.iter().for_each(|&s| mask[s as usize] = false);
+        truth
+            .matching
+            .iter()
+            .for_each(|&s| mask[s as usize] = false);
         mask[NULL_SYMBOL as usize] = false;
         if truth.matches_null {
             // NOT (x IS NULL): every non-NULL value.
@@ -308,9 +347,19 @@ fn lower_leaf(store: &ShardStore, condition: &Condition, negated: bool) -> Resul
 }
 
 fn make_leaf(column: &ColumnShard, index: usize, mask: Vec<bool>) -> Leaf {
-    let symbols: Vec<Symbol> = (0..mask.len() as Symbol).filter(|&s| mask[s as usize]).collect();
-    let cardinality = symbols.iter().map(|&s| column.rhizome(s).cardinality()).sum();
-    Leaf { column: index, mask, symbols, cardinality }
+    let symbols: Vec<Symbol> = (0..mask.len() as Symbol)
+        .filter(|&s| mask[s as usize])
+        .collect();
+    let cardinality = symbols
+        .iter()
+        .map(|&s| column.rhizome(s).cardinality())
+        .sum();
+    Leaf {
+        column: index,
+        mask,
+        symbols,
+        cardinality,
+    }
 }
 
 /// Recompute leaf cardinalities after merges, and fold leaves that select nothing.
@@ -321,17 +370,33 @@ fn refresh(store: &ShardStore, expr: Expr) -> Expr {
     };
     match expr {
         Expr::Leaf(leaf) => recount(leaf),
-        Expr::And(children) | Expr::Or(children) if children.is_empty() => unreachable!("simplified away"),
+        Expr::And(children) | Expr::Or(children) if children.is_empty() => {
+            unreachable!("simplified away")
+        }
         Expr::And(children) => {
             // Simplifying may merge leaves again (an OR that folded to one leaf joins its
             // sibling on the same column): count those once more.
-            match simplify(Expr::And(children.into_iter().map(|c| refresh(store, c)).collect())) {
-                Expr::And(children) => simplify(Expr::And(children.into_iter().map(|c| recount_merged(store, c)).collect())),
+            match simplify(Expr::And(
+                children.into_iter().map(|c| refresh(store, c)).collect(),
+            )) {
+                Expr::And(children) => simplify(Expr::And(
+                    children
+                        .into_iter()
+                        .map(|c| recount_merged(store, c))
+                        .collect(),
+                )),
                 other => recount_merged(store, other),
             }
         }
-        Expr::Or(children) => match simplify(Expr::Or(children.into_iter().map(|c| refresh(store, c)).collect())) {
-            Expr::Or(children) => simplify(Expr::Or(children.into_iter().map(|c| recount_merged(store, c)).collect())),
+        Expr::Or(children) => match simplify(Expr::Or(
+            children.into_iter().map(|c| refresh(store, c)).collect(),
+        )) {
+            Expr::Or(children) => simplify(Expr::Or(
+                children
+                    .into_iter()
+                    .map(|c| recount_merged(store, c))
+                    .collect(),
+            )),
             other => recount_merged(store, other),
         },
         other => other,
@@ -365,7 +430,9 @@ fn bound_for(data_type: DataType, column: &str, literal: &Value) -> Result<(Opti
     if let (Some((units, literal_scale)), Some(column_scale)) = (numeric_literal, column_scale) {
         // key = floor(units * 10^column_scale / 10^literal_scale), clamped to i64.
         let scaled = if column_scale >= literal_scale {
-            units.checked_mul(10i128.pow(column_scale - literal_scale)).map(|v| (v, true))
+            units
+                .checked_mul(10i128.pow(column_scale - literal_scale))
+                .map(|v| (v, true))
         } else {
             let divisor = 10i128.pow(literal_scale - column_scale);
             Some((units.div_euclid(divisor), units.rem_euclid(divisor) == 0))
@@ -379,7 +446,10 @@ fn bound_for(data_type: DataType, column: &str, literal: &Value) -> Result<(Opti
         return Ok((Some(data_type.from_key(key)), exact));
     }
     let value = data_type.coerce(literal).map_err(|e| {
-        Error::Plan(format!("cannot compare {column} ({}) with {literal:?}: {e}", data_type.sql_name()))
+        Error::Plan(format!(
+            "cannot compare {column} ({}) with {literal:?}: {e}",
+            data_type.sql_name()
+        ))
     })?;
     Ok((Some(value), true))
 }
@@ -394,11 +464,19 @@ fn compare_symbols(
     let (value, exact) = bound_for(data_type, column, literal)?;
     let Some(value) = value else {
         // Comparing with NULL is UNKNOWN for every record.
-        return Ok(LeafTruth { matching: Vec::new(), false_is_known: false, matches_null: false });
+        return Ok(LeafTruth {
+            matching: Vec::new(),
+            false_is_known: false,
+            matches_null: false,
+        });
     };
     let v = &value;
     let matching = match (op, exact) {
-        (CompareOp::Eq, true) => dictionary.lookup(v)?.into_iter().filter(|&s| s != NULL_SYMBOL).collect(),
+        (CompareOp::Eq, true) => dictionary
+            .lookup(v)?
+            .into_iter()
+            .filter(|&s| s != NULL_SYMBOL)
+            .collect(),
         (CompareOp::Eq, false) => Vec::new(),
         (CompareOp::NotEq, true) => {
             let mut all = dictionary.range(Bound::Unbounded, Bound::Unbounded)?;
@@ -409,11 +487,19 @@ fn compare_symbols(
         }
         (CompareOp::NotEq, false) => dictionary.range(Bound::Unbounded, Bound::Unbounded)?,
         (CompareOp::Lt, true) => dictionary.range(Bound::Unbounded, Bound::Excluded(v))?,
-        (CompareOp::Lt | CompareOp::LtEq, _) => dictionary.range(Bound::Unbounded, Bound::Included(v))?,
+        (CompareOp::Lt | CompareOp::LtEq, _) => {
+            dictionary.range(Bound::Unbounded, Bound::Included(v))?
+        }
         (CompareOp::GtEq, true) => dictionary.range(Bound::Included(v), Bound::Unbounded)?,
-        (CompareOp::Gt | CompareOp::GtEq, _) => dictionary.range(Bound::Excluded(v), Bound::Unbounded)?,
+        (CompareOp::Gt | CompareOp::GtEq, _) => {
+            dictionary.range(Bound::Excluded(v), Bound::Unbounded)?
+        }
     };
-    Ok(LeafTruth { matching, false_is_known: true, matches_null: false })
+    Ok(LeafTruth {
+        matching,
+        false_is_known: true,
+        matches_null: false,
+    })
 }
 
 /// Plan a condition: lower it and merge leaves.
@@ -469,7 +555,8 @@ fn materialise_leaf(store: &ShardStore, leaf: &Leaf) -> Selection {
     let column = store.column(leaf.column);
     let universe = store.record_count();
     if leaf.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) < universe {
-        let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
+        let rhizomes: Vec<RhizomeRef<'_>> =
+            leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
         let ids = match rhizomes.as_slice() {
             [one] => one.iter().collect(),
             many => kernels::union(many),
@@ -533,7 +620,8 @@ fn restrict(store: &ShardStore, selection: Selection, expr: &Expr) -> Selection 
                 }
                 Selection::Bitmap(mut bitmap) => {
                     let mut other = Bitmap::new(bitmap.universe());
-                    let rhizomes: Vec<RhizomeRef<'_>> = leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
+                    let rhizomes: Vec<RhizomeRef<'_>> =
+                        leaf.symbols.iter().map(|&s| column.rhizome(s)).collect();
                     kernels::union_into(&rhizomes, &mut other);
                     bitmap.and_with(&other);
                     Selection::Bitmap(bitmap)
@@ -565,7 +653,11 @@ pub(crate) fn count(store: &ShardStore, expr: &Expr) -> u64 {
         Expr::All => store.live_count(),
         Expr::Nothing => 0,
         Expr::Leaf(leaf) => leaf.cardinality,
-        Expr::And(children) if children.iter().all(|c| matches!(c, Expr::Leaf(l) if l.symbols.len() == 1)) => {
+        Expr::And(children)
+            if children
+                .iter()
+                .all(|c| matches!(c, Expr::Leaf(l) if l.symbols.len() == 1)) =>
+        {
             let rhizomes: Vec<RhizomeRef<'_>> = children
                 .iter()
                 .map(|c| match c {
@@ -583,11 +675,17 @@ pub(crate) fn count(store: &ShardStore, expr: &Expr) -> u64 {
 pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial> {
     let expr = plan(store, &query.filter)?;
     let schema = store.schema();
-    let group_columns =
-        query.group_by.iter().map(|name| schema.column(name).map(|(i, _)| i)).collect::<Result<Vec<_>>>()?;
+    let group_columns = query
+        .group_by
+        .iter()
+        .map(|name| schema.column(name).map(|(i, _)| i))
+        .collect::<Result<Vec<_>>>()?;
     let mut aggregate_columns = Vec::with_capacity(query.aggregates.len());
     for aggregate in &query.aggregates {
-        let column = aggregate.column().map(|name| schema.column(name)).transpose()?;
+        let column = aggregate
+            .column()
+            .map(|name| schema.column(name))
+            .transpose()?;
         aggregate.result_type(column.map(|(_, def)| def.data_type))?;
         aggregate_columns.push(column.map(|(i, _)| i));
     }
@@ -596,7 +694,14 @@ pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial>
     if group_columns.is_empty() && query.aggregates.iter().all(|a| *a == Aggregate::CountStar) {
         let n = count(store, &expr);
         let mut partial = Partial::default();
-        partial.groups.insert(Vec::new(), query.aggregates.iter().map(|_| AggState::Count(n)).collect());
+        partial.groups.insert(
+            Vec::new(),
+            query
+                .aggregates
+                .iter()
+                .map(|_| AggState::Count(n))
+                .collect(),
+        );
         return Ok(partial);
     }
 
@@ -612,7 +717,14 @@ pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial>
                 let n = column.rhizome(symbol).count_and(bitmap);
                 if n > 0 {
                     let key = vec![key_value(column.dictionary(), symbol)];
-                    partial.groups.insert(key, query.aggregates.iter().map(|_| AggState::Count(n)).collect());
+                    partial.groups.insert(
+                        key,
+                        query
+                            .aggregates
+                            .iter()
+                            .map(|_| AggState::Count(n))
+                            .collect(),
+                    );
                 }
             }
             return Ok(partial);
@@ -643,18 +755,39 @@ enum Grouping {
 /// Accumulators of one aggregate over all group slots.
 enum Accumulator {
     Count(Vec<u64>),
-    CountNonNull { column: usize, counts: Vec<u64> },
-    SumInt { column: usize, sums: Vec<i128>, counts: Vec<u64> },
-    SumFloat { column: usize, values: Vec<f64>, sums: Vec<f64>, counts: Vec<u64> },
+    CountNonNull {
+        column: usize,
+        counts: Vec<u64>,
+    },
+    SumInt {
+        column: usize,
+        sums: Vec<i128>,
+        counts: Vec<u64>,
+    },
+    SumFloat {
+        column: usize,
+        values: Vec<f64>,
+        sums: Vec<f64>,
+        counts: Vec<u64>,
+    },
     /// Best symbol so far per slot (NULL_SYMBOL = none).
-    Extreme { column: usize, largest: bool, best: Vec<Symbol> },
-    Distinct { column: usize, sets: Vec<HashSet<Symbol>> },
+    Extreme {
+        column: usize,
+        largest: bool,
+        best: Vec<Symbol>,
+    },
+    Distinct {
+        column: usize,
+        sets: Vec<HashSet<Symbol>>,
+    },
 }
 
 impl Accumulator {
     fn grow(&mut self, slots: usize) {
         match self {
-            Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => c.resize(slots, 0),
+            Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => {
+                c.resize(slots, 0)
+            }
             Accumulator::SumInt { sums, counts, .. } => {
                 sums.resize(slots, 0);
                 counts.resize(slots, 0);
@@ -679,7 +812,9 @@ fn aggregate(
     let schema = store.schema();
     let combined: u64 = group_columns
         .iter()
-        .try_fold(1u64, |acc, &c| acc.checked_mul(store.column(c).dictionary().symbol_count() as u64))
+        .try_fold(1u64, |acc, &c| {
+            acc.checked_mul(store.column(c).dictionary().symbol_count() as u64)
+        })
         .unwrap_or(u64::MAX);
     let mut grouping = if combined <= DENSE_GROUP_SLOTS_MAX {
         let mut strides = Vec::with_capacity(group_columns.len());
@@ -688,7 +823,10 @@ fn aggregate(
             strides.push(stride);
             stride *= store.column(c).dictionary().symbol_count() as u64;
         }
-        Grouping::Dense { strides, slots: combined }
+        Grouping::Dense {
+            strides,
+            slots: combined,
+        }
     } else {
         Grouping::Hashed(HashMap::new())
     };
@@ -702,8 +840,13 @@ fn aggregate(
         let data_type = column.map(|c| schema.columns[c].data_type);
         let mut acc = match (aggregate, column) {
             (Aggregate::CountStar, _) => Accumulator::Count(Vec::new()),
-            (Aggregate::Count(_), Some(c)) => Accumulator::CountNonNull { column: *c, counts: Vec::new() },
-            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) if data_type == Some(DataType::Double) => {
+            (Aggregate::Count(_), Some(c)) => Accumulator::CountNonNull {
+                column: *c,
+                counts: Vec::new(),
+            },
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c))
+                if data_type == Some(DataType::Double) =>
+            {
                 let dictionary = store.column(*c).dictionary();
                 let values = (0..dictionary.symbol_count() as Symbol)
                     .map(|s| match dictionary.value(s) {
@@ -711,14 +854,32 @@ fn aggregate(
                         _ => 0.0,
                     })
                     .collect();
-                Accumulator::SumFloat { column: *c, values, sums: Vec::new(), counts: Vec::new() }
+                Accumulator::SumFloat {
+                    column: *c,
+                    values,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                }
             }
-            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) => {
-                Accumulator::SumInt { column: *c, sums: Vec::new(), counts: Vec::new() }
-            }
-            (Aggregate::Min(_), Some(c)) => Accumulator::Extreme { column: *c, largest: false, best: Vec::new() },
-            (Aggregate::Max(_), Some(c)) => Accumulator::Extreme { column: *c, largest: true, best: Vec::new() },
-            (Aggregate::CountDistinct(_), Some(c)) => Accumulator::Distinct { column: *c, sets: Vec::new() },
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) => Accumulator::SumInt {
+                column: *c,
+                sums: Vec::new(),
+                counts: Vec::new(),
+            },
+            (Aggregate::Min(_), Some(c)) => Accumulator::Extreme {
+                column: *c,
+                largest: false,
+                best: Vec::new(),
+            },
+            (Aggregate::Max(_), Some(c)) => Accumulator::Extreme {
+                column: *c,
+                largest: true,
+                best: Vec::new(),
+            },
+            (Aggregate::CountDistinct(_), Some(c)) => Accumulator::Distinct {
+                column: *c,
+                sets: Vec::new(),
+            },
             (aggregate, None) => return Err(Error::Plan(format!("{aggregate:?} needs a column"))),
         };
         acc.grow(initial_slots);
@@ -727,7 +888,8 @@ fn aggregate(
 
     let mut slot_of: Vec<u32> = Vec::with_capacity(CHUNK_IDS);
     let mut symbols: Vec<Symbol> = Vec::with_capacity(CHUNK_IDS);
-    let mut tuple_symbols: Vec<Vec<Symbol>> = vec![Vec::with_capacity(CHUNK_IDS); group_columns.len()];
+    let mut tuple_symbols: Vec<Vec<Symbol>> =
+        vec![Vec::with_capacity(CHUNK_IDS); group_columns.len()];
     let mut slot_count = initial_slots;
     // Records per slot: a group exists when a record fell into it, whatever its aggregates saw.
     let mut slot_rows: Vec<u64> = vec![0; initial_slots];
@@ -775,7 +937,11 @@ fn aggregate(
                         counts[g as usize] += (s != NULL_SYMBOL) as u64;
                     }
                 }
-                Accumulator::SumInt { column, sums, counts } => {
+                Accumulator::SumInt {
+                    column,
+                    sums,
+                    counts,
+                } => {
                     let column = store.column(*column);
                     let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
                     column.records().gather(ids, &mut symbols);
@@ -786,7 +952,12 @@ fn aggregate(
                         }
                     }
                 }
-                Accumulator::SumFloat { column, values, sums, counts } => {
+                Accumulator::SumFloat {
+                    column,
+                    values,
+                    sums,
+                    counts,
+                } => {
                     store.column(*column).records().gather(ids, &mut symbols);
                     for (&g, &s) in slot_of.iter().zip(&symbols) {
                         if s != NULL_SYMBOL {
@@ -795,7 +966,11 @@ fn aggregate(
                         }
                     }
                 }
-                Accumulator::Extreme { column, largest, best } => {
+                Accumulator::Extreme {
+                    column,
+                    largest,
+                    best,
+                } => {
                     let column = store.column(*column);
                     let dictionary = column.dictionary();
                     column.records().gather(ids, &mut symbols);
@@ -833,7 +1008,10 @@ fn aggregate(
                 (slot, tuple)
             })
             .collect(),
-        Grouping::Hashed(map) => map.iter().map(|(tuple, &slot)| (slot as usize, tuple.clone())).collect(),
+        Grouping::Hashed(map) => map
+            .iter()
+            .map(|(tuple, &slot)| (slot as usize, tuple.clone()))
+            .collect(),
     };
     let mut partial = Partial::default();
     for (slot, tuple) in slot_keys {
@@ -845,14 +1023,25 @@ fn aggregate(
         let states = accumulators
             .iter()
             .map(|acc| match acc {
-                Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => AggState::Count(c[slot]),
-                Accumulator::SumInt { sums, counts, .. } => AggState::SumInt { sum: sums[slot], count: counts[slot] },
-                Accumulator::SumFloat { sums, counts, .. } => {
-                    AggState::SumFloat { sum: sums[slot], count: counts[slot] }
+                Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => {
+                    AggState::Count(c[slot])
                 }
-                Accumulator::Extreme { column, largest, best } => {
+                Accumulator::SumInt { sums, counts, .. } => AggState::SumInt {
+                    sum: sums[slot],
+                    count: counts[slot],
+                },
+                Accumulator::SumFloat { sums, counts, .. } => AggState::SumFloat {
+                    sum: sums[slot],
+                    count: counts[slot],
+                },
+                Accumulator::Extreme {
+                    column,
+                    largest,
+                    best,
+                } => {
                     let dictionary = store.column(*column).dictionary();
-                    let value = (best[slot] != NULL_SYMBOL).then(|| key_value(dictionary, best[slot]));
+                    let value =
+                        (best[slot] != NULL_SYMBOL).then(|| key_value(dictionary, best[slot]));
                     if *largest {
                         AggState::Max(value)
                     } else {
@@ -861,7 +1050,12 @@ fn aggregate(
                 }
                 Accumulator::Distinct { column, sets } => {
                     let dictionary = store.column(*column).dictionary();
-                    AggState::Distinct(sets[slot].iter().map(|&s| key_value(dictionary, s)).collect())
+                    AggState::Distinct(
+                        sets[slot]
+                            .iter()
+                            .map(|&s| key_value(dictionary, s))
+                            .collect(),
+                    )
                 }
             })
             .collect();

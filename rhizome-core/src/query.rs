@@ -32,12 +32,28 @@ pub enum CompareOp {
 pub enum Condition {
     /// Every record.
     True,
-    Compare { column: String, op: CompareOp, value: Value },
+    Compare {
+        column: String,
+        op: CompareOp,
+        value: Value,
+    },
     /// `low <= column <= high`.
-    Between { column: String, low: Value, high: Value },
-    In { column: String, values: Vec<Value> },
-    Like { column: String, pattern: String },
-    IsNull { column: String },
+    Between {
+        column: String,
+        low: Value,
+        high: Value,
+    },
+    In {
+        column: String,
+        values: Vec<Value>,
+    },
+    Like {
+        column: String,
+        pattern: String,
+    },
+    IsNull {
+        column: String,
+    },
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
@@ -45,7 +61,11 @@ pub enum Condition {
 
 impl Condition {
     pub fn compare(column: &str, op: CompareOp, value: Value) -> Condition {
-        Condition::Compare { column: column.to_string(), op, value }
+        Condition::Compare {
+            column: column.to_string(),
+            op,
+            value,
+        }
     }
 
     pub fn eq(column: &str, value: Value) -> Condition {
@@ -96,9 +116,14 @@ impl Aggregate {
     /// The type of its result, given the column's type.
     pub fn result_type(&self, column_type: Option<DataType>) -> Result<DataType> {
         Ok(match (self, column_type) {
-            (Aggregate::CountStar | Aggregate::Count(_) | Aggregate::CountDistinct(_), _) => DataType::BigInt,
+            (Aggregate::CountStar | Aggregate::Count(_) | Aggregate::CountDistinct(_), _) => {
+                DataType::BigInt
+            }
             (Aggregate::Sum(_), Some(DataType::BigInt | DataType::Int)) => DataType::BigInt,
-            (Aggregate::Sum(_), Some(DataType::Decimal { scale, .. })) => DataType::Decimal { precision: 18, scale },
+            (Aggregate::Sum(_), Some(DataType::Decimal { scale, .. })) => DataType::Decimal {
+                precision: 18,
+                scale,
+            },
             (Aggregate::Sum(_), Some(DataType::Double)) => DataType::Double,
             (Aggregate::Avg(_), Some(t)) if t.is_numeric() => DataType::Double,
             (Aggregate::Min(_) | Aggregate::Max(_), Some(t)) => t,
@@ -150,8 +175,14 @@ impl KeyValue {
 pub enum AggState {
     Count(u64),
     /// SUM/AVG of integer and decimal columns: exact.
-    SumInt { sum: i128, count: u64 },
-    SumFloat { sum: f64, count: u64 },
+    SumInt {
+        sum: i128,
+        count: u64,
+    },
+    SumFloat {
+        sum: f64,
+        count: u64,
+    },
     Min(Option<KeyValue>),
     Max(Option<KeyValue>),
     Distinct(BTreeSet<KeyValue>),
@@ -198,18 +229,27 @@ impl AggState {
             }
             (AggState::Distinct(a), AggState::Distinct(b)) => a.extend(b.iter().cloned()),
             (a, b) => {
-                return Err(Error::InvalidArgument(format!("cannot merge partial {a:?} with {b:?}")))
+                return Err(Error::InvalidArgument(format!(
+                    "cannot merge partial {a:?} with {b:?}"
+                )))
             }
         }
         Ok(())
     }
 
     fn finish(&self, aggregate: &Aggregate, column_type: Option<DataType>) -> Result<Value> {
-        let out_of_range = || Error::Plan(format!("{} is out of range", aggregate.display_name().to_uppercase()));
+        let out_of_range = || {
+            Error::Plan(format!(
+                "{} is out of range",
+                aggregate.display_name().to_uppercase()
+            ))
+        };
         Ok(match (self, aggregate) {
             (AggState::Count(n), _) => Value::Int(i64::try_from(*n).map_err(|_| out_of_range())?),
             (AggState::Distinct(set), _) => Value::Int(set.len() as i64),
-            (AggState::SumInt { count: 0, .. } | AggState::SumFloat { count: 0, .. }, _) => Value::Null,
+            (AggState::SumInt { count: 0, .. } | AggState::SumFloat { count: 0, .. }, _) => {
+                Value::Null
+            }
             (AggState::SumInt { sum, count }, Aggregate::Avg(_)) => {
                 let scale = match column_type {
                     Some(DataType::Decimal { scale, .. }) => scale as i32,
@@ -217,7 +257,9 @@ impl AggState {
                 };
                 Value::Double(*sum as f64 / *count as f64 / 10f64.powi(scale))
             }
-            (AggState::SumFloat { sum, count }, Aggregate::Avg(_)) => Value::Double(sum / *count as f64),
+            (AggState::SumFloat { sum, count }, Aggregate::Avg(_)) => {
+                Value::Double(sum / *count as f64)
+            }
             (AggState::SumInt { sum, .. }, _) => {
                 let units = i64::try_from(*sum).map_err(|_| out_of_range())?;
                 match column_type {
@@ -269,13 +311,20 @@ impl Partial {
         let aggregate_types = query
             .aggregates
             .iter()
-            .map(|a| a.column().map(|c| schema.column(c).map(|(_, def)| def.data_type)).transpose())
+            .map(|a| {
+                a.column()
+                    .map(|c| schema.column(c).map(|(_, def)| def.data_type))
+                    .transpose()
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut columns: Vec<ResultColumn> = query
             .group_by
             .iter()
             .zip(&group_types)
-            .map(|(name, &data_type)| ResultColumn { name: name.clone(), data_type })
+            .map(|(name, &data_type)| ResultColumn {
+                name: name.clone(),
+                data_type,
+            })
             .collect();
         for (aggregate, &column_type) in query.aggregates.iter().zip(&aggregate_types) {
             columns.push(ResultColumn {
@@ -285,16 +334,28 @@ impl Partial {
         }
         let empty_key: Vec<KeyValue> = Vec::new();
         let empty_row: Vec<AggState>;
-        let groups: Vec<(&Vec<KeyValue>, &Vec<AggState>)> = if self.groups.is_empty() && query.group_by.is_empty() {
-            empty_row = query.aggregates.iter().zip(&aggregate_types).map(|(a, &t)| AggState::empty(a, t)).collect();
-            vec![(&empty_key, &empty_row)]
-        } else {
-            self.groups.iter().collect()
-        };
+        let groups: Vec<(&Vec<KeyValue>, &Vec<AggState>)> =
+            if self.groups.is_empty() && query.group_by.is_empty() {
+                empty_row = query
+                    .aggregates
+                    .iter()
+                    .zip(&aggregate_types)
+                    .map(|(a, &t)| AggState::empty(a, t))
+                    .collect();
+                vec![(&empty_key, &empty_row)]
+            } else {
+                self.groups.iter().collect()
+            };
         let mut rows = Vec::new();
         for (key, states) in groups {
-            let mut row: Vec<Value> = key.iter().zip(&group_types).map(|(k, &t)| k.to_value(t)).collect();
-            for ((aggregate, state), &column_type) in query.aggregates.iter().zip(states).zip(&aggregate_types) {
+            let mut row: Vec<Value> = key
+                .iter()
+                .zip(&group_types)
+                .map(|(k, &t)| k.to_value(t))
+                .collect();
+            for ((aggregate, state), &column_type) in
+                query.aggregates.iter().zip(states).zip(&aggregate_types)
+            {
                 row.push(state.finish(aggregate, column_type)?);
             }
             rows.push(row);
@@ -331,7 +392,11 @@ impl ResultSet {
             self.rows.sort_by(|a, b| {
                 for term in order_by {
                     let ordering = compare_values(&a[term.column_index], &b[term.column_index]);
-                    let ordering = if term.descending { ordering.reverse() } else { ordering };
+                    let ordering = if term.descending {
+                        ordering.reverse()
+                    } else {
+                        ordering
+                    };
                     if ordering != Ordering::Equal {
                         return ordering;
                     }
@@ -354,7 +419,16 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Int(a), Value::Int(b)) => a.cmp(b),
         // -0.0 equals 0.0, as in SQL (NaN is never stored).
         (Value::Double(a), Value::Double(b)) => a.partial_cmp(b).unwrap_or_else(|| a.total_cmp(b)),
-        (Value::Decimal { units: a, scale: sa }, Value::Decimal { units: b, scale: sb }) => {
+        (
+            Value::Decimal {
+                units: a,
+                scale: sa,
+            },
+            Value::Decimal {
+                units: b,
+                scale: sb,
+            },
+        ) => {
             let (a, b) = (*a as i128, *b as i128);
             let (sa, sb) = (*sa as u32, *sb as u32);
             (a * 10i128.pow(sb.saturating_sub(sa))).cmp(&(b * 10i128.pow(sa.saturating_sub(sb))))

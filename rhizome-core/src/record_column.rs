@@ -4,8 +4,8 @@
 //! bytes), widened in place when the dictionary outgrows it. It is what record reads,
 //! deletes, SUM/MIN/MAX over high-cardinality columns and GROUP BY probe.
 
-use crate::dictionary::Symbol;
 use crate::bytes::{ByteReader, ByteWriter};
+use crate::dictionary::Symbol;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,10 @@ impl RecordColumn {
         let width = input.u8()?;
         let len = input.varint()?;
         if len.saturating_mul(width as u64) > input.remaining() as u64 {
-            return Err(Error::corrupt("records", format!("{len} records do not fit the block")));
+            return Err(Error::corrupt(
+                "records",
+                format!("{len} records do not fit the block"),
+            ));
         }
         let len = len as usize;
         let column = match width {
@@ -138,7 +141,10 @@ impl RecordColumn {
             other => return Err(Error::corrupt("records", format!("record width {other}"))),
         };
         if (0..column.len()).any(|i| column.get(i) as usize >= symbol_count) {
-            return Err(Error::corrupt("records", "a record names a symbol the dictionary lacks"));
+            return Err(Error::corrupt(
+                "records",
+                "a record names a symbol the dictionary lacks",
+            ));
         }
         Ok(column)
     }

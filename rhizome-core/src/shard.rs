@@ -47,8 +47,14 @@ impl Schema {
             return Err(Error::Schema("a table needs at least one column".into()));
         }
         for (i, column) in columns.iter().enumerate() {
-            if columns[..i].iter().any(|c| c.name.eq_ignore_ascii_case(&column.name)) {
-                return Err(Error::Schema(format!("column {} is defined twice", column.name)));
+            if columns[..i]
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&column.name))
+            {
+                return Err(Error::Schema(format!(
+                    "column {} is defined twice",
+                    column.name
+                )));
             }
         }
         Ok(Schema { columns })
@@ -76,11 +82,17 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// An in-memory store (no data directory): `save` is an error.
     pub fn in_memory() -> Self {
-        StoreOptions { data_dirs: Vec::new(), arena: ArenaOptions::default() }
+        StoreOptions {
+            data_dirs: Vec::new(),
+            arena: ArenaOptions::default(),
+        }
     }
 
     pub fn on_disk(data_dirs: Vec<PathBuf>) -> Self {
-        StoreOptions { data_dirs, arena: ArenaOptions::default() }
+        StoreOptions {
+            data_dirs,
+            arena: ArenaOptions::default(),
+        }
     }
 }
 
@@ -108,8 +120,18 @@ pub struct ShardStore {
 
 impl ShardStore {
     pub fn new(schema: Schema, options: StoreOptions) -> ShardStore {
-        let columns = schema.columns.iter().map(|c| ColumnShard::new(c.data_type, options.arena)).collect();
-        ShardStore { schema, options, columns, deleted: Bitmap::new(0), deleted_count: 0 }
+        let columns = schema
+            .columns
+            .iter()
+            .map(|c| ColumnShard::new(c.data_type, options.arena))
+            .collect();
+        ShardStore {
+            schema,
+            options,
+            columns,
+            deleted: Bitmap::new(0),
+            deleted_count: 0,
+        }
     }
 
     pub fn schema(&self) -> &Schema {
@@ -151,27 +173,36 @@ impl ShardStore {
     /// is applied; the error names the row (0-based within the batch) and the column.
     pub fn validate(&self, rows: &[Vec<Value>]) -> Result<Vec<Vec<Value>>> {
         if rows.len() > BATCH_ROWS_MAX {
-            return Err(Error::Schema(format!("batch of {} rows exceeds {BATCH_ROWS_MAX}", rows.len())));
+            return Err(Error::Schema(format!(
+                "batch of {} rows exceeds {BATCH_ROWS_MAX}",
+                rows.len()
+            )));
         }
         let width = self.schema.columns.len();
         rows.iter()
             .enumerate()
             .map(|(r, row)| {
                 if row.len() != width {
-                    return Err(Error::Schema(format!("row {r} has {} values, the table has {width} columns", row.len())));
+                    return Err(Error::Schema(format!(
+                        "row {r} has {} values, the table has {width} columns",
+                        row.len()
+                    )));
                 }
                 row.iter()
                     .zip(&self.schema.columns)
                     .map(|(value, def)| {
                         if value.is_null() {
                             if !def.nullable {
-                                return Err(Error::Schema(format!("row {r}: column {} is NOT NULL", def.name)));
+                                return Err(Error::Schema(format!(
+                                    "row {r}: column {} is NOT NULL",
+                                    def.name
+                                )));
                             }
                             return Ok(Value::Null);
                         }
-                        def.data_type
-                            .coerce(value)
-                            .map_err(|e| Error::Schema(format!("row {r}, column {}: {e}", def.name)))
+                        def.data_type.coerce(value).map_err(|e| {
+                            Error::Schema(format!("row {r}, column {}: {e}", def.name))
+                        })
                     })
                     .collect()
             })
@@ -206,9 +237,13 @@ impl ShardStore {
     /// Delete live records by id (ascending, no duplicates, all live).
     pub fn delete_ids(&mut self, ids_ascending: &[RecordId]) -> Result<()> {
         if ids_ascending.windows(2).any(|w| w[0] >= w[1])
-            || ids_ascending.iter().any(|&id| id >= self.record_count() || self.is_deleted(id))
+            || ids_ascending
+                .iter()
+                .any(|&id| id >= self.record_count() || self.is_deleted(id))
         {
-            return Err(Error::InvalidArgument("delete needs ascending ids of live records".into()));
+            return Err(Error::InvalidArgument(
+                "delete needs ascending ids of live records".into(),
+            ));
         }
         if ids_ascending.is_empty() {
             return Ok(());
@@ -234,7 +269,9 @@ impl ShardStore {
 
     /// The values of some columns of some records.
     pub fn read(&self, ids: &[RecordId], columns: &[usize]) -> Vec<Vec<Value>> {
-        ids.iter().map(|&id| columns.iter().map(|&c| self.columns[c].value(id)).collect()).collect()
+        ids.iter()
+            .map(|&id| columns.iter().map(|&c| self.columns[c].value(id)).collect())
+            .collect()
     }
 
     /// Evaluate a shard query into a partial that merges across shards.
@@ -249,7 +286,13 @@ impl ShardStore {
 
     pub fn bytes(&self) -> StoreBytes {
         StoreBytes {
-            columns: self.schema.columns.iter().zip(&self.columns).map(|(d, c)| (d.name.clone(), c.bytes())).collect(),
+            columns: self
+                .schema
+                .columns
+                .iter()
+                .zip(&self.columns)
+                .map(|(d, c)| (d.name.clone(), c.bytes()))
+                .collect(),
         }
     }
 
@@ -271,7 +314,9 @@ impl ShardStore {
 
     fn column_file(&self, index: usize) -> Result<PathBuf> {
         if self.options.data_dirs.is_empty() {
-            return Err(Error::InvalidArgument("an in-memory store has no data directory".into()));
+            return Err(Error::InvalidArgument(
+                "an in-memory store has no data directory".into(),
+            ));
         }
         let dir = &self.options.data_dirs[index % self.options.data_dirs.len()];
         Ok(dir.join(format!("column-{index:04}.seg")))
@@ -302,7 +347,12 @@ impl ShardStore {
         }
         manifest.put_varint(files.len() as u64);
         for file in &files {
-            manifest.put_str(&file.file_name().expect("column files have names").to_string_lossy());
+            manifest.put_str(
+                &file
+                    .file_name()
+                    .expect("column files have names")
+                    .to_string_lossy(),
+            );
         }
         let mut writer = SegmentWriter::new(&self.manifest_path()?, "manifest");
         writer.add_block("manifest", manifest.into_inner());
@@ -315,17 +365,27 @@ impl ShardStore {
             .data_dirs
             .first()
             .map(|d| d.join(MANIFEST_FILE))
-            .ok_or_else(|| Error::InvalidArgument("an in-memory store has no data directory".into()))
+            .ok_or_else(|| {
+                Error::InvalidArgument("an in-memory store has no data directory".into())
+            })
     }
 
     /// Whether a saved store exists in these directories.
     pub fn exists(options: &StoreOptions) -> bool {
-        options.data_dirs.first().is_some_and(|d| d.join(MANIFEST_FILE).exists())
+        options
+            .data_dirs
+            .first()
+            .is_some_and(|d| d.join(MANIFEST_FILE).exists())
     }
 
     /// Open a store saved by [`ShardStore::save`] with the same data directories.
     pub fn open(options: StoreOptions) -> Result<ShardStore> {
-        let mut store = ShardStore::new(Schema { columns: Vec::new() }, options);
+        let mut store = ShardStore::new(
+            Schema {
+                columns: Vec::new(),
+            },
+            options,
+        );
         let manifest_path = store.manifest_path()?;
         let segment = Segment::open(&manifest_path)?;
         let corrupt = |reason: String| Error::corrupt("manifest", reason).in_file(&manifest_path);
@@ -333,7 +393,9 @@ impl ShardStore {
         let read = |e: Error| e.in_file(&manifest_path);
         let version = input.u32().map_err(read)?;
         if version != MANIFEST_VERSION {
-            return Err(corrupt(format!("manifest version {version}, this build reads {MANIFEST_VERSION}")));
+            return Err(corrupt(format!(
+                "manifest version {version}, this build reads {MANIFEST_VERSION}"
+            )));
         }
         let schema: Schema = serde_json::from_slice(input.bytes().map_err(read)?)
             .map_err(|e| corrupt(format!("schema: {e}")))?;
@@ -354,7 +416,10 @@ impl ShardStore {
         }
         let file_count = input.varint().map_err(read)?;
         if file_count != schema.columns.len() as u64 {
-            return Err(corrupt(format!("{file_count} column files for {} columns", schema.columns.len())));
+            return Err(corrupt(format!(
+                "{file_count} column files for {} columns",
+                schema.columns.len()
+            )));
         }
         store.schema = schema;
         store.columns.clear();
@@ -362,7 +427,9 @@ impl ShardStore {
             let name = input.str().map_err(read)?;
             let path = store.column_file(index)?;
             if path.file_name().is_none_or(|f| f.to_string_lossy() != name) {
-                return Err(corrupt(format!("column file {name} is not where this store puts column {index}")));
+                return Err(corrupt(format!(
+                    "column file {name} is not where this store puts column {index}"
+                )));
             }
             let segment = Segment::open(&path)?;
             let column = ColumnShard::decode(
@@ -374,7 +441,14 @@ impl ShardStore {
             )
             .map_err(|e| e.in_file(&path))?;
             if column.records().len() as u64 != record_count {
-                return Err(Error::corrupt("records", format!("{} records, manifest says {record_count}", column.records().len())).in_file(&path));
+                return Err(Error::corrupt(
+                    "records",
+                    format!(
+                        "{} records, manifest says {record_count}",
+                        column.records().len()
+                    ),
+                )
+                .in_file(&path));
             }
             store.columns.push(column);
         }

@@ -14,7 +14,13 @@ fn schema() -> Schema {
     let columns = [
         ("i", DataType::BigInt),
         ("t", DataType::Text { max_chars: Some(8) }),
-        ("d", DataType::Decimal { precision: 7, scale: 2 }),
+        (
+            "d",
+            DataType::Decimal {
+                precision: 7,
+                scale: 2,
+            },
+        ),
         ("day", DataType::Date),
         ("f", DataType::Double),
         ("b", DataType::Boolean),
@@ -22,7 +28,11 @@ fn schema() -> Schema {
     Schema::new(
         columns
             .iter()
-            .map(|(name, data_type)| ColumnDef { name: name.to_string(), data_type: *data_type, nullable: true })
+            .map(|(name, data_type)| ColumnDef {
+                name: name.to_string(),
+                data_type: *data_type,
+                nullable: true,
+            })
             .collect(),
     )
     .expect("valid schema")
@@ -34,9 +44,16 @@ fn value_of(column: usize) -> BoxedStrategy<Value> {
         1 => prop::sample::select(vec!["", "a", "ab", "abc", "b", "ba", "zz", "ä_%"])
             .prop_map(|s| Value::Text(s.to_string()))
             .boxed(),
-        2 => (-300i64..300).prop_map(|u| Value::Decimal { units: u - u % 25, scale: 2 }).boxed(),
+        2 => (-300i64..300)
+            .prop_map(|u| Value::Decimal {
+                units: u - u % 25,
+                scale: 2,
+            })
+            .boxed(),
         3 => (9000i32..9006).prop_map(Value::Date).boxed(),
-        4 => prop::sample::select(vec![-2.5f64, -0.0, 0.0, 0.5, 1.0, 3.75, 1e9]).prop_map(Value::Double).boxed(),
+        4 => prop::sample::select(vec![-2.5f64, -0.0, 0.0, 0.5, 1.0, 3.75, 1e9])
+            .prop_map(Value::Double)
+            .boxed(),
         _ => any::<bool>().prop_map(Value::Boolean).boxed(),
     };
     prop_oneof![1 => Just(Value::Null), 5 => non_null].boxed()
@@ -64,16 +81,30 @@ fn leaf() -> impl Strategy<Value = Condition> {
                 ]),
                 literal,
             )
-                .prop_map(move |(op, value)| Condition::Compare { column: name.clone(), op, value })
+                .prop_map(move |(op, value)| Condition::Compare {
+                    column: name.clone(),
+                    op,
+                    value,
+                })
                 .boxed(),
             3 => (literal.clone(), literal)
-                .prop_map(move |(low, high)| Condition::Between { column: name.clone(), low, high })
+                .prop_map(move |(low, high)| Condition::Between {
+                    column: name.clone(),
+                    low,
+                    high,
+                })
                 .boxed(),
             4 => prop::collection::vec(literal, 1..4)
-                .prop_map(move |values| Condition::In { column: name.clone(), values })
+                .prop_map(move |values| Condition::In {
+                    column: name.clone(),
+                    values,
+                })
                 .boxed(),
             5 if c == 1 => prop::sample::select(vec!["a%", "%b%", "_", "%", "a_", "ä\\_%", ""])
-                .prop_map(move |p| Condition::Like { column: name.clone(), pattern: p.to_string() })
+                .prop_map(move |p| Condition::Like {
+                    column: name.clone(),
+                    pattern: p.to_string(),
+                })
                 .boxed(),
             _ => Just(Condition::IsNull { column: name }).boxed(),
         }
@@ -201,12 +232,18 @@ fn naive_like(pattern: &str, text: &str) -> bool {
             [c, rest @ ..] => t.first() == Some(c) && go(rest, &t[1..]),
         }
     }
-    go(&pattern.chars().collect::<Vec<_>>(), &text.chars().collect::<Vec<_>>())
+    go(
+        &pattern.chars().collect::<Vec<_>>(),
+        &text.chars().collect::<Vec<_>>(),
+    )
 }
 
 fn model_query(rows: &[Option<Vec<Value>>], query: &ShardQuery) -> Vec<Vec<Value>> {
-    let selected: Vec<&Vec<Value>> =
-        rows.iter().flatten().filter(|row| eval(&query.filter, row) == Some(true)).collect();
+    let selected: Vec<&Vec<Value>> = rows
+        .iter()
+        .flatten()
+        .filter(|row| eval(&query.filter, row) == Some(true))
+        .collect();
     let group_indexes: Vec<usize> = query.group_by.iter().map(|g| column_index(g)).collect();
     let mut groups: Vec<(Vec<Value>, Vec<&Vec<Value>>)> = Vec::new();
     for row in &selected {
@@ -225,7 +262,11 @@ fn model_query(rows: &[Option<Vec<Value>>], query: &ShardQuery) -> Vec<Vec<Value
             let mut out = key;
             for aggregate in &query.aggregates {
                 let values = |c: &str| -> Vec<Value> {
-                    members.iter().map(|r| r[column_index(c)].clone()).filter(|v| !v.is_null()).collect()
+                    members
+                        .iter()
+                        .map(|r| r[column_index(c)].clone())
+                        .filter(|v| !v.is_null())
+                        .collect()
                 };
                 out.push(match aggregate {
                     Aggregate::CountStar => Value::Int(members.len() as i64),
@@ -245,22 +286,58 @@ fn model_query(rows: &[Option<Vec<Value>>], query: &ShardQuery) -> Vec<Vec<Value
                             let n = vs.len() as f64;
                             match &vs[0] {
                                 Value::Int(_) => {
-                                    let s: i64 = vs.iter().map(|v| if let Value::Int(x) = v { *x } else { 0 }).sum();
-                                    if avg { Value::Double(s as f64 / n) } else { Value::Int(s) }
+                                    let s: i64 = vs
+                                        .iter()
+                                        .map(|v| if let Value::Int(x) = v { *x } else { 0 })
+                                        .sum();
+                                    if avg {
+                                        Value::Double(s as f64 / n)
+                                    } else {
+                                        Value::Int(s)
+                                    }
                                 }
                                 Value::Decimal { scale, .. } => {
-                                    let s: i64 = vs.iter().map(|v| if let Value::Decimal { units, .. } = v { *units } else { 0 }).sum();
-                                    if avg { Value::Double(s as f64 / n / 100.0) } else { Value::Decimal { units: s, scale: *scale } }
+                                    let s: i64 = vs
+                                        .iter()
+                                        .map(|v| {
+                                            if let Value::Decimal { units, .. } = v {
+                                                *units
+                                            } else {
+                                                0
+                                            }
+                                        })
+                                        .sum();
+                                    if avg {
+                                        Value::Double(s as f64 / n / 100.0)
+                                    } else {
+                                        Value::Decimal {
+                                            units: s,
+                                            scale: *scale,
+                                        }
+                                    }
                                 }
                                 _ => {
-                                    let s: f64 = vs.iter().map(|v| if let Value::Double(x) = v { *x } else { 0.0 }).sum();
-                                    if avg { Value::Double(s / n) } else { Value::Double(s) }
+                                    let s: f64 = vs
+                                        .iter()
+                                        .map(|v| if let Value::Double(x) = v { *x } else { 0.0 })
+                                        .sum();
+                                    if avg {
+                                        Value::Double(s / n)
+                                    } else {
+                                        Value::Double(s)
+                                    }
                                 }
                             }
                         }
                     }
-                    Aggregate::Min(c) => values(c).into_iter().min_by(compare_values).unwrap_or(Value::Null),
-                    Aggregate::Max(c) => values(c).into_iter().max_by(compare_values).unwrap_or(Value::Null),
+                    Aggregate::Min(c) => values(c)
+                        .into_iter()
+                        .min_by(compare_values)
+                        .unwrap_or(Value::Null),
+                    Aggregate::Max(c) => values(c)
+                        .into_iter()
+                        .max_by(compare_values)
+                        .unwrap_or(Value::Null),
                 });
             }
             out
@@ -270,14 +347,20 @@ fn model_query(rows: &[Option<Vec<Value>>], query: &ShardQuery) -> Vec<Vec<Value
 
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Double(x), Value::Double(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        (Value::Double(x), Value::Double(y)) => {
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
         _ => compare_values(a, b) == Ordering::Equal,
     }
 }
 
 fn sorted(mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
     rows.sort_by(|a, b| {
-        a.iter().zip(b).map(|(x, y)| compare_values(x, y)).find(|o| *o != Ordering::Equal).unwrap_or(Ordering::Equal)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| compare_values(x, y))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
     });
     rows
 }
@@ -285,7 +368,11 @@ fn sorted(mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
 fn assert_same(actual: &ResultSet, expected: Vec<Vec<Value>>, query: &ShardQuery) {
     let actual = sorted(actual.rows.clone());
     let expected = sorted(expected);
-    assert_eq!(actual.len(), expected.len(), "row count differs for {query:?}\nactual {actual:?}\nexpected {expected:?}");
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "row count differs for {query:?}\nactual {actual:?}\nexpected {expected:?}"
+    );
     for (a, e) in actual.iter().zip(&expected) {
         assert!(
             a.len() == e.len() && a.iter().zip(e).all(|(x, y)| same_value(x, y)),
@@ -371,16 +458,34 @@ proptest! {
 #[test]
 fn a_rejected_batch_changes_nothing() {
     let schema = Schema::new(vec![
-        ColumnDef { name: "k".into(), data_type: DataType::BigInt, nullable: false },
-        ColumnDef { name: "s".into(), data_type: DataType::Text { max_chars: Some(3) }, nullable: true },
+        ColumnDef {
+            name: "k".into(),
+            data_type: DataType::BigInt,
+            nullable: false,
+        },
+        ColumnDef {
+            name: "s".into(),
+            data_type: DataType::Text { max_chars: Some(3) },
+            nullable: true,
+        },
     ])
     .expect("schema");
     let mut store = ShardStore::new(schema, StoreOptions::in_memory());
-    store.insert_batch(&[vec![Value::Int(1), Value::Text("ab".into())]]).expect("valid");
+    store
+        .insert_batch(&[vec![Value::Int(1), Value::Text("ab".into())]])
+        .expect("valid");
     let digest = store.digest();
-    let bad = [vec![Value::Int(2), Value::Text("ok".into())], vec![Value::Null, Value::Text("x".into())]];
-    let error = store.insert_batch(&bad).expect_err("NULL in NOT NULL column");
-    assert!(error.to_string().contains("row 1") && error.to_string().contains('k'), "{error}");
+    let bad = [
+        vec![Value::Int(2), Value::Text("ok".into())],
+        vec![Value::Null, Value::Text("x".into())],
+    ];
+    let error = store
+        .insert_batch(&bad)
+        .expect_err("NULL in NOT NULL column");
+    assert!(
+        error.to_string().contains("row 1") && error.to_string().contains('k'),
+        "{error}"
+    );
     assert_eq!(store.record_count(), 1);
     assert_eq!(store.digest(), digest);
     let wrong_arity = [vec![Value::Int(3)]];

@@ -27,7 +27,10 @@ pub struct ArenaOptions {
 
 impl Default for ArenaOptions {
     fn default() -> Self {
-        ArenaOptions { hole_ratio_max: 0.4, dense_blocks: true }
+        ArenaOptions {
+            hole_ratio_max: 0.4,
+            dense_blocks: true,
+        }
     }
 }
 
@@ -95,7 +98,9 @@ impl RhizomeArena {
         Ok(n)
     }
     pub fn get(&self, r: RhizomeIndex) -> RhizomeRef<'_> {
-        RhizomeRef { ids: &self.lists[r as usize] }
+        RhizomeRef {
+            ids: &self.lists[r as usize],
+        }
     }
     pub fn stats(&self) -> ArenaStats {
         ArenaStats {
@@ -115,14 +120,24 @@ impl RhizomeArena {
         }
     }
     pub fn decode(bytes: &[u8], _options: ArenaOptions) -> Result<Self> {
-        let mut words = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8")));
-        let n = words.next().ok_or_else(|| Error::corrupt("arena", "short"))?;
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8")));
+        let n = words
+            .next()
+            .ok_or_else(|| Error::corrupt("arena", "short"))?;
         let mut lists = Vec::new();
         for _ in 0..n {
-            let k = words.next().ok_or_else(|| Error::corrupt("arena", "short"))?;
+            let k = words
+                .next()
+                .ok_or_else(|| Error::corrupt("arena", "short"))?;
             let mut l = Vec::new();
             for _ in 0..k {
-                l.push(words.next().ok_or_else(|| Error::corrupt("arena", "short"))?);
+                l.push(
+                    words
+                        .next()
+                        .ok_or_else(|| Error::corrupt("arena", "short"))?,
+                );
             }
             lists.push(l);
         }
@@ -188,7 +203,10 @@ pub struct Bitmap {
 
 impl Bitmap {
     pub fn new(universe: u64) -> Self {
-        Bitmap { words: vec![0; universe.div_ceil(64) as usize], universe }
+        Bitmap {
+            words: vec![0; universe.div_ceil(64) as usize],
+            universe,
+        }
     }
     pub fn full(universe: u64) -> Self {
         let mut b = Bitmap::new(universe);
@@ -214,16 +232,29 @@ impl Bitmap {
         self.count() == 0
     }
     pub fn and_with(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= b)
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a &= b)
     }
     pub fn or_with(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a |= b)
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a |= b)
     }
     pub fn and_not_with(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= !b)
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a &= !b)
     }
     pub fn and_count(&self, o: &Bitmap) -> u64 {
-        self.words.iter().zip(&o.words).map(|(a, b)| (a & b).count_ones() as u64).sum()
+        self.words
+            .iter()
+            .zip(&o.words)
+            .map(|(a, b)| (a & b).count_ones() as u64)
+            .sum()
     }
     pub fn invert(&mut self) {
         self.words.iter_mut().for_each(|w| *w = !*w);
@@ -251,8 +282,13 @@ pub mod kernels {
         intersect(rs).len() as u64
     }
     pub fn intersect(rs: &[RhizomeRef]) -> Vec<RecordId> {
-        let Some((first, rest)) = rs.split_first() else { return Vec::new() };
-        first.iter().filter(|&x| rest.iter().all(|r| r.contains(x))).collect()
+        let Some((first, rest)) = rs.split_first() else {
+            return Vec::new();
+        };
+        first
+            .iter()
+            .filter(|&x| rest.iter().all(|r| r.contains(x)))
+            .collect()
     }
     pub fn union(rs: &[RhizomeRef]) -> Vec<RecordId> {
         let mut v: Vec<_> = rs.iter().flat_map(|r| r.iter()).collect();
