@@ -15,8 +15,8 @@ pub struct ColumnShard {
     pub(crate) dictionary: Dictionary,
     /// Rhizome `s` lists the live records whose value has symbol `s`.
     pub(crate) rhizomes: RhizomeArena,
-    /// The symbol of every record ever inserted, deleted ones included (their symbol is kept
-    /// so that a replayed delete finds the same records).
+    /// The symbol of every record ever inserted. A deleted record's entry is meaningless (it
+    /// keeps its symbol in memory and reads as NULL after a reload); nothing reads it.
     pub(crate) records: RecordColumn,
 }
 
@@ -122,36 +122,33 @@ impl ColumnShard {
         }
     }
 
-    /// The three segment blocks of this column shard.
-    pub fn encode(&self) -> [(&'static str, Vec<u8>); 3] {
+    /// The segment blocks of this column shard: its dictionary and its Rhizomes. The record
+    /// column is not stored: every live record is in exactly one Rhizome, so loading rebuilds
+    /// it (deleted records read as NULL, and nothing reads them).
+    pub fn encode(&self) -> [(&'static str, Vec<u8>); 2] {
         let mut dictionary = ByteWriter::new();
         self.dictionary.encode(&mut dictionary);
         let mut rhizomes = Vec::new();
         self.rhizomes.encode(&mut rhizomes);
-        let mut records = ByteWriter::new();
-        self.records.encode(&mut records);
         [
             ("dictionary", dictionary.into_inner()),
             ("rhizomes", rhizomes),
-            ("records", records.into_inner()),
         ]
     }
 
-    /// Rebuild a column shard from its blocks, checking that the parts agree.
+    /// Rebuild a column shard of `record_count` records from its blocks, checking that the
+    /// parts agree: one Rhizome per symbol, every id below `record_count`, no id in two
+    /// Rhizomes.
     pub fn decode(
         data_type: DataType,
         options: ArenaOptions,
         dictionary: &[u8],
         rhizomes: &[u8],
-        records: &[u8],
+        record_count: u64,
     ) -> Result<ColumnShard> {
         let dictionary =
             Dictionary::decode(data_type, &mut ByteReader::new(dictionary, "dictionary"))?;
         let rhizomes = RhizomeArena::decode(rhizomes, options)?;
-        let records = RecordColumn::decode(
-            &mut ByteReader::new(records, "records"),
-            dictionary.symbol_count(),
-        )?;
         if rhizomes.len() != dictionary.symbol_count() {
             return Err(Error::corrupt(
                 "rhizomes",
@@ -162,40 +159,38 @@ impl ColumnShard {
                 ),
             ));
         }
-        let column = ColumnShard {
-            dictionary,
-            rhizomes,
-            records,
-        };
-        // Every Rhizome entry must agree with the record column (deleted records are in none).
-        let mut listed = 0u64;
-        for symbol in 0..column.rhizomes.len() as Symbol {
-            let rhizome = column.rhizomes.get(symbol);
-            listed += rhizome.cardinality();
+        let record_count = usize::try_from(record_count)
+            .map_err(|_| Error::corrupt("rhizomes", format!("{record_count} records")))?;
+        let mut records = RecordColumn::filled(record_count, dictionary.symbol_count());
+        let mut claimed = crate::rhizome::Bitmap::new(record_count as u64);
+        for symbol in 0..rhizomes.len() as Symbol {
+            let rhizome = rhizomes.get(symbol);
             if rhizome
                 .last()
-                .is_some_and(|last| last >= column.records.len() as RecordId)
+                .is_some_and(|last| last >= record_count as RecordId)
             {
                 return Err(Error::corrupt(
                     "rhizomes",
                     format!("Rhizome {symbol} names a record past the end"),
                 ));
             }
-            let mut mismatch = false;
-            rhizome.for_each(|id| mismatch |= column.records.get(id as usize) != symbol);
-            if mismatch {
+            let mut twice = false;
+            rhizome.for_each(|id| {
+                twice |= claimed.contains(id);
+                claimed.insert(id);
+                records.set(id as usize, symbol);
+            });
+            if twice {
                 return Err(Error::corrupt(
                     "rhizomes",
-                    format!("Rhizome {symbol} disagrees with the record column"),
+                    format!("Rhizome {symbol} lists a record of another value"),
                 ));
             }
         }
-        if listed > column.records.len() as u64 {
-            return Err(Error::corrupt(
-                "rhizomes",
-                "more Rhizome entries than records",
-            ));
-        }
-        Ok(column)
+        Ok(ColumnShard {
+            dictionary,
+            rhizomes,
+            records,
+        })
     }
 }

@@ -4,9 +4,7 @@
 //! bytes), widened in place when the dictionary outgrows it. It is what record reads,
 //! deletes, SUM/MIN/MAX over high-cardinality columns and GROUP BY probe.
 
-use crate::bytes::{ByteReader, ByteWriter};
 use crate::dictionary::Symbol;
-use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordColumn {
@@ -60,6 +58,26 @@ impl RecordColumn {
         }
     }
 
+    /// `len` records of symbol 0, at the width that holds `symbol_count` symbols.
+    pub fn filled(len: usize, symbol_count: usize) -> RecordColumn {
+        if symbol_count <= u8::MAX as usize + 1 {
+            RecordColumn::U8(vec![0; len])
+        } else if symbol_count <= u16::MAX as usize + 1 {
+            RecordColumn::U16(vec![0; len])
+        } else {
+            RecordColumn::U32(vec![0; len])
+        }
+    }
+
+    /// Overwrite the symbol of one record; it must fit the current width.
+    pub fn set(&mut self, id: usize, symbol: Symbol) {
+        match self {
+            RecordColumn::U8(v) => v[id] = symbol as u8,
+            RecordColumn::U16(v) => v[id] = symbol as u16,
+            RecordColumn::U32(v) => v[id] = symbol,
+        }
+    }
+
     pub fn push(&mut self, symbol: Symbol) {
         self.widen_for(symbol);
         match self {
@@ -104,48 +122,5 @@ impl RecordColumn {
             RecordColumn::U16(v) => out.extend(v[start..end].iter().map(|&s| s as Symbol)),
             RecordColumn::U32(v) => out.extend_from_slice(&v[start..end]),
         }
-    }
-
-    pub fn encode(&self, out: &mut ByteWriter) {
-        out.put_u8(self.width_bytes() as u8);
-        out.put_varint(self.len() as u64);
-        match self {
-            RecordColumn::U8(v) => v.iter().for_each(|&s| out.put_u8(s)),
-            RecordColumn::U16(v) => v.iter().for_each(|&s| {
-                out.put_u8(s as u8);
-                out.put_u8((s >> 8) as u8)
-            }),
-            RecordColumn::U32(v) => v.iter().for_each(|&s| out.put_u32(s)),
-        }
-    }
-
-    /// Load a record column; every symbol must be below `symbol_count`.
-    pub fn decode(input: &mut ByteReader<'_>, symbol_count: usize) -> Result<RecordColumn> {
-        let width = input.u8()?;
-        let len = input.varint()?;
-        if len.saturating_mul(width as u64) > input.remaining() as u64 {
-            return Err(Error::corrupt(
-                "records",
-                format!("{len} records do not fit the block"),
-            ));
-        }
-        let len = len as usize;
-        let column = match width {
-            1 => RecordColumn::U8((0..len).map(|_| input.u8()).collect::<Result<_>>()?),
-            2 => RecordColumn::U16(
-                (0..len)
-                    .map(|_| Ok(input.u8()? as u16 | (input.u8()? as u16) << 8))
-                    .collect::<Result<_>>()?,
-            ),
-            4 => RecordColumn::U32((0..len).map(|_| input.u32()).collect::<Result<_>>()?),
-            other => return Err(Error::corrupt("records", format!("record width {other}"))),
-        };
-        if (0..column.len()).any(|i| column.get(i) as usize >= symbol_count) {
-            return Err(Error::corrupt(
-                "records",
-                "a record names a symbol the dictionary lacks",
-            ));
-        }
-        Ok(column)
     }
 }

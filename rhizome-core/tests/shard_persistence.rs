@@ -12,10 +12,29 @@ use rhizome_core::Error;
 
 fn schema() -> Schema {
     Schema::new(vec![
-        ColumnDef { name: "k".into(), data_type: DataType::BigInt, nullable: false },
-        ColumnDef { name: "city".into(), data_type: DataType::Text { max_chars: None }, nullable: true },
-        ColumnDef { name: "price".into(), data_type: DataType::Decimal { precision: 9, scale: 2 }, nullable: true },
-        ColumnDef { name: "day".into(), data_type: DataType::Date, nullable: true },
+        ColumnDef {
+            name: "k".into(),
+            data_type: DataType::BigInt,
+            nullable: false,
+        },
+        ColumnDef {
+            name: "city".into(),
+            data_type: DataType::Text { max_chars: None },
+            nullable: true,
+        },
+        ColumnDef {
+            name: "price".into(),
+            data_type: DataType::Decimal {
+                precision: 9,
+                scale: 2,
+            },
+            nullable: true,
+        },
+        ColumnDef {
+            name: "day".into(),
+            data_type: DataType::Date,
+            nullable: true,
+        },
     ])
     .expect("valid")
 }
@@ -26,8 +45,15 @@ fn rows(n: i64) -> Vec<Vec<Value>> {
         .map(|i| {
             vec![
                 Value::Int(i),
-                if i % 7 == 0 { Value::Null } else { Value::Text(cities[(i % 4) as usize].into()) },
-                Value::Decimal { units: (i * 37) % 5000, scale: 2 },
+                if i % 7 == 0 {
+                    Value::Null
+                } else {
+                    Value::Text(cities[(i % 4) as usize].into())
+                },
+                Value::Decimal {
+                    units: (i * 37) % 5000,
+                    scale: 2,
+                },
                 Value::Date(10_000 + (i % 30) as i32),
             ]
         })
@@ -36,22 +62,46 @@ fn rows(n: i64) -> Vec<Vec<Value>> {
 
 fn queries() -> Vec<ShardQuery> {
     vec![
-        ShardQuery { filter: Condition::True, group_by: vec![], aggregates: vec![Aggregate::CountStar] },
         ShardQuery {
-            filter: Condition::compare("price", CompareOp::Gt, Value::Decimal { units: 1000, scale: 2 }),
-            group_by: vec!["city".into()],
-            aggregates: vec![Aggregate::CountStar, Aggregate::Sum("price".into()), Aggregate::Max("day".into())],
+            filter: Condition::True,
+            group_by: vec![],
+            aggregates: vec![Aggregate::CountStar],
         },
         ShardQuery {
-            filter: Condition::Like { column: "city".into(), pattern: "%o%".into() },
+            filter: Condition::compare(
+                "price",
+                CompareOp::Gt,
+                Value::Decimal {
+                    units: 1000,
+                    scale: 2,
+                },
+            ),
+            group_by: vec!["city".into()],
+            aggregates: vec![
+                Aggregate::CountStar,
+                Aggregate::Sum("price".into()),
+                Aggregate::Max("day".into()),
+            ],
+        },
+        ShardQuery {
+            filter: Condition::Like {
+                column: "city".into(),
+                pattern: "%o%".into(),
+            },
             group_by: vec![],
-            aggregates: vec![Aggregate::CountDistinct("day".into()), Aggregate::Min("k".into())],
+            aggregates: vec![
+                Aggregate::CountDistinct("day".into()),
+                Aggregate::Min("k".into()),
+            ],
         },
     ]
 }
 
 fn answers(store: &ShardStore) -> Vec<rhizome_core::query::Partial> {
-    queries().iter().map(|q| store.query(q).expect("query")).collect()
+    queries()
+        .iter()
+        .map(|q| store.query(q).expect("query"))
+        .collect()
 }
 
 fn dirs(root: &std::path::Path, n: usize) -> Vec<PathBuf> {
@@ -67,7 +117,9 @@ fn save_and_open_round_trip() {
         let options = StoreOptions::on_disk(dirs(root.path(), spindles));
         let mut store = ShardStore::new(schema(), options.clone());
         store.insert_batch(&rows(3000)).expect("insert");
-        store.delete_where(&Condition::eq("city", Value::Text("York".into()))).expect("delete");
+        store
+            .delete_where(&Condition::eq("city", Value::Text("York".into())))
+            .expect("delete");
         assert!(!ShardStore::exists(&options));
         store.save().expect("save");
         assert!(ShardStore::exists(&options));
@@ -78,13 +130,16 @@ fn save_and_open_round_trip() {
         // Column files are spread over every spindle.
         for dir in &options.data_dirs {
             let columns = std::fs::read_dir(dir).expect("dir").filter(|e| {
-                e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("column-"))
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("column-"))
             });
             assert!(columns.count() >= 1, "{dir:?} holds no column file");
         }
         // A reopened store keeps accepting writes, and a second save replaces the first.
         let mut reopened = reopened;
-        reopened.insert_batch(&rows(10)).expect("insert after reopen");
+        reopened
+            .insert_batch(&rows(10))
+            .expect("insert after reopen");
         reopened.save().expect("second save");
         let again = ShardStore::open(options).expect("open again");
         assert_eq!(again.digest(), reopened.digest());
@@ -98,14 +153,24 @@ fn flipped_bytes_are_corruption_naming_the_file() {
     let options = StoreOptions::on_disk(dirs(root.path(), 2));
     let mut store = ShardStore::new(schema(), options.clone());
     store.insert_batch(&rows(200)).expect("insert");
-    store.delete_where(&Condition::eq("k", Value::Int(5))).expect("delete");
+    store
+        .delete_where(&Condition::eq("k", Value::Int(5)))
+        .expect("delete");
     store.save().expect("save");
     let files: Vec<PathBuf> = options
         .data_dirs
         .iter()
-        .flat_map(|d| std::fs::read_dir(d).expect("dir").map(|e| e.expect("entry").path()))
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .expect("dir")
+                .map(|e| e.expect("entry").path())
+        })
         .collect();
-    assert_eq!(files.len(), 5, "four column files and a manifest: {files:?}");
+    assert_eq!(
+        files.len(),
+        5,
+        "four column files and a manifest: {files:?}"
+    );
     for file in &files {
         let original = std::fs::read(file).expect("read");
         // Every position of small files; a stride through larger ones keeps the test quick.
@@ -115,14 +180,21 @@ fn flipped_bytes_are_corruption_naming_the_file() {
             damaged[position] ^= 0x5a;
             std::fs::write(file, &damaged).expect("write");
             match ShardStore::open(options.clone()) {
-                Err(Error::Corruption { file: named, .. }) => assert_eq!(&named, file, "byte {position}"),
-                Err(other) => panic!("byte {position} of {file:?}: expected corruption, got {other}"),
+                Err(Error::Corruption { file: named, .. }) => {
+                    assert_eq!(&named, file, "byte {position}")
+                }
+                Err(other) => {
+                    panic!("byte {position} of {file:?}: expected corruption, got {other}")
+                }
                 Ok(_) => panic!("byte {position} of {file:?}: a damaged file opened"),
             }
         }
         std::fs::write(file, &original).expect("restore");
     }
-    assert_eq!(ShardStore::open(options).expect("intact").digest(), store.digest());
+    assert_eq!(
+        ShardStore::open(options).expect("intact").digest(),
+        store.digest()
+    );
 }
 
 proptest! {
