@@ -56,14 +56,23 @@ pub struct Dictionary {
     hasher: FixedState,
 }
 
-/// A fixed-seed hasher: dictionaries must behave the same on every replica and every run.
-#[derive(Debug, Clone, Copy, Default)]
-struct FixedState;
+/// A fixed-seed hasher: dictionaries behave the same on every replica and every run.
+#[derive(Debug, Clone, Copy)]
+struct FixedState(foldhash::fast::FixedState);
+
+impl Default for FixedState {
+    fn default() -> Self {
+        FixedState(foldhash::fast::FixedState::with_seed(DICTIONARY_HASH_SEED))
+    }
+}
+
+/// Seed of the dictionary hash ("RHIZOME" in ASCII).
+const DICTIONARY_HASH_SEED: u64 = 0x52_48_49_5a_4f_4d_45;
 
 impl BuildHasher for FixedState {
-    type Hasher = std::collections::hash_map::DefaultHasher;
+    type Hasher = foldhash::fast::FoldHasher;
     fn build_hasher(&self) -> Self::Hasher {
-        std::collections::hash_map::DefaultHasher::new()
+        self.0.build_hasher()
     }
 }
 
@@ -83,7 +92,7 @@ impl Dictionary {
             index: HashTable::new(),
             runs: Vec::new(),
             unsorted: Vec::new(),
-            hasher: FixedState,
+            hasher: FixedState::default(),
         }
     }
 

@@ -162,6 +162,18 @@ impl DataType {
     /// DECIMAL→DECIMAL of another scale (only when no digit is lost), Int/DECIMAL/DOUBLE→DOUBLE,
     /// Text→DATE/TIMESTAMP via [`DataType::parse`], Text→TEXT/VARCHAR (length checked),
     /// same-kind values unchanged, NULL→NULL. Anything else is a type-mismatch error.
+    /// [`DataType::coerce`] for an owned value: text already of this type is checked and
+    /// moved, not copied (the insert path's common case).
+    pub fn coerce_owned(&self, v: Value) -> Result<Value, ValueError> {
+        match (*self, v) {
+            (DataType::Text { .. }, Value::Text(text)) => {
+                self.check_text(&text)?;
+                Ok(Value::Text(text))
+            }
+            (_, v) => self.coerce(&v),
+        }
+    }
+
     pub fn coerce(&self, v: &Value) -> Result<Value, ValueError> {
         match (*self, v) {
             (_, Value::Null) => Ok(Value::Null),
