@@ -15,8 +15,10 @@
 //! | [`column`] | a column shard: dictionary + Rhizomes + record column |
 //! | [`query`] | shard queries (conditions, aggregates, groups) and mergeable partials |
 //! | [`planner`] | evaluates a shard query: Rhizome walks vs record-column probes |
+//! | [`aggregate`] | grouped aggregation over a selection, on symbols |
 //! | [`shard`] | the shard store: schema, batches, deletes, queries, save/open over spindles |
 
+pub mod aggregate;
 pub mod bytes;
 pub mod column;
 pub mod dictionary;

@@ -19,14 +19,11 @@
 //! aggregate columns from the record columns (vectorised per chunk), and never goes back to
 //! full values until the end.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 
-use hashbrown::HashMap;
-
 use crate::column::ColumnShard;
-use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
-use crate::query::{AggState, Aggregate, CompareOp, Condition, KeyValue, Partial, ShardQuery};
+use crate::dictionary::{Dictionary, Symbol, NULL_SYMBOL};
+use crate::query::{AggState, Aggregate, CompareOp, Condition, Partial, ShardQuery};
 use crate::rhizome::{kernels, Bitmap, RecordId, RhizomeRef};
 use crate::shard::ShardStore;
 use crate::value::{DataType, LikePattern, Value};
@@ -34,10 +31,6 @@ use crate::{Error, Result};
 
 /// A selection denser than 1 in this many records is held as a bitmap, sparser as a list.
 const SPARSE_DENSITY_INVERSE: u64 = 32;
-/// Ids per aggregation chunk.
-const CHUNK_IDS: usize = 1024;
-/// Group-by over fewer combined symbol combinations than this uses dense accumulator arrays.
-const DENSE_GROUP_SLOTS_MAX: u64 = 1 << 16;
 /// Most IN-list values per leaf; longer lists are a plan error, not an unbounded allocation.
 pub const IN_LIST_VALUES_MAX: usize = 100_000;
 
@@ -84,7 +77,7 @@ impl Expr {
 
 /// A set of live record ids.
 #[derive(Debug, Clone)]
-pub(crate) enum Selection {
+pub enum Selection {
     /// Ascending, no duplicates.
     Ids(Vec<RecordId>),
     Bitmap(Bitmap),
@@ -114,35 +107,6 @@ impl Selection {
         match self {
             Selection::Ids(ids) => ids.iter().take(limit).copied().collect(),
             Selection::Bitmap(bitmap) => bitmap.iter().take(limit).collect(),
-        }
-    }
-
-    /// Call `f` with ascending chunks of at most [`CHUNK_IDS`] ids.
-    fn for_each_chunk(&self, mut f: impl FnMut(&[RecordId])) {
-        match self {
-            Selection::Ids(ids) => ids.chunks(CHUNK_IDS).for_each(f),
-            Selection::Bitmap(bitmap) => {
-                let mut chunk = Vec::with_capacity(CHUNK_IDS);
-                for (word_index, &word) in bitmap.words().iter().enumerate() {
-                    let base = word_index as u64 * 64;
-                    if word == u64::MAX {
-                        chunk.extend(base..base + 64);
-                    } else {
-                        let mut bits = word;
-                        while bits != 0 {
-                            chunk.push(base + bits.trailing_zeros() as u64);
-                            bits &= bits - 1;
-                        }
-                    }
-                    if chunk.len() + 64 > CHUNK_IDS {
-                        f(&chunk);
-                        chunk.clear();
-                    }
-                }
-                if !chunk.is_empty() {
-                    f(&chunk);
-                }
-            }
         }
     }
 }
@@ -600,11 +564,9 @@ fn restrict(store: &ShardStore, selection: Selection, expr: &Expr) -> Selection 
                 }
                 Selection::Bitmap(bitmap) => {
                     let mut out = Bitmap::new(bitmap.universe());
-                    Selection::Bitmap(bitmap).for_each_chunk(|chunk| {
-                        for &id in chunk {
-                            if mask[records.get(id as usize) as usize] {
-                                out.insert(id);
-                            }
+                    bitmap.for_each(|id| {
+                        if mask[records.get(id as usize) as usize] {
+                            out.insert(id);
                         }
                     });
                     Selection::Bitmap(out)
@@ -716,7 +678,7 @@ pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial>
             for symbol in 0..symbol_count as Symbol {
                 let n = column.rhizome(symbol).count_and(bitmap);
                 if n > 0 {
-                    let key = vec![key_value(column.dictionary(), symbol)];
+                    let key = vec![crate::aggregate::key_value(column.dictionary(), symbol)];
                     partial.groups.insert(
                         key,
                         query
@@ -731,337 +693,5 @@ pub(crate) fn execute(store: &ShardStore, query: &ShardQuery) -> Result<Partial>
         }
     }
 
-    aggregate(store, query, &selection, &group_columns, &aggregate_columns)
-}
-
-fn key_value(dictionary: &Dictionary, symbol: Symbol) -> KeyValue {
-    if symbol == NULL_SYMBOL {
-        return KeyValue::Null;
-    }
-    match dictionary.key(symbol) {
-        KeyRef::Fixed(key) => KeyValue::Fixed(key),
-        KeyRef::Text(bytes) => KeyValue::Text(String::from_utf8_lossy(bytes).into_owned()),
-    }
-}
-
-/// How group slots are assigned to records.
-enum Grouping {
-    /// slot = Σ symbol × stride; `slots` accumulators.
-    Dense { strides: Vec<u64>, slots: u64 },
-    /// slot looked up by the tuple of symbols.
-    Hashed(HashMap<Vec<Symbol>, u32>),
-}
-
-/// Accumulators of one aggregate over all group slots.
-enum Accumulator {
-    Count(Vec<u64>),
-    CountNonNull {
-        column: usize,
-        counts: Vec<u64>,
-    },
-    SumInt {
-        column: usize,
-        sums: Vec<i128>,
-        counts: Vec<u64>,
-    },
-    SumFloat {
-        column: usize,
-        values: Vec<f64>,
-        sums: Vec<f64>,
-        counts: Vec<u64>,
-    },
-    /// Best symbol so far per slot (NULL_SYMBOL = none).
-    Extreme {
-        column: usize,
-        largest: bool,
-        best: Vec<Symbol>,
-    },
-    Distinct {
-        column: usize,
-        sets: Vec<HashSet<Symbol>>,
-    },
-}
-
-impl Accumulator {
-    fn grow(&mut self, slots: usize) {
-        match self {
-            Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => {
-                c.resize(slots, 0)
-            }
-            Accumulator::SumInt { sums, counts, .. } => {
-                sums.resize(slots, 0);
-                counts.resize(slots, 0);
-            }
-            Accumulator::SumFloat { sums, counts, .. } => {
-                sums.resize(slots, 0.0);
-                counts.resize(slots, 0);
-            }
-            Accumulator::Extreme { best, .. } => best.resize(slots, NULL_SYMBOL),
-            Accumulator::Distinct { sets, .. } => sets.resize_with(slots, HashSet::new),
-        }
-    }
-}
-
-fn aggregate(
-    store: &ShardStore,
-    query: &ShardQuery,
-    selection: &Selection,
-    group_columns: &[usize],
-    aggregate_columns: &[Option<usize>],
-) -> Result<Partial> {
-    let schema = store.schema();
-    let combined: u64 = group_columns
-        .iter()
-        .try_fold(1u64, |acc, &c| {
-            acc.checked_mul(store.column(c).dictionary().symbol_count() as u64)
-        })
-        .unwrap_or(u64::MAX);
-    let mut grouping = if combined <= DENSE_GROUP_SLOTS_MAX {
-        let mut strides = Vec::with_capacity(group_columns.len());
-        let mut stride = 1u64;
-        for &c in group_columns {
-            strides.push(stride);
-            stride *= store.column(c).dictionary().symbol_count() as u64;
-        }
-        Grouping::Dense {
-            strides,
-            slots: combined,
-        }
-    } else {
-        Grouping::Hashed(HashMap::new())
-    };
-    let initial_slots = match &grouping {
-        Grouping::Dense { slots, .. } => *slots as usize,
-        Grouping::Hashed(_) => 0,
-    };
-
-    let mut accumulators = Vec::with_capacity(query.aggregates.len());
-    for (aggregate, column) in query.aggregates.iter().zip(aggregate_columns) {
-        let data_type = column.map(|c| schema.columns[c].data_type);
-        let mut acc = match (aggregate, column) {
-            (Aggregate::CountStar, _) => Accumulator::Count(Vec::new()),
-            (Aggregate::Count(_), Some(c)) => Accumulator::CountNonNull {
-                column: *c,
-                counts: Vec::new(),
-            },
-            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c))
-                if data_type == Some(DataType::Double) =>
-            {
-                let dictionary = store.column(*c).dictionary();
-                let values = (0..dictionary.symbol_count() as Symbol)
-                    .map(|s| match dictionary.value(s) {
-                        Value::Double(v) => v,
-                        _ => 0.0,
-                    })
-                    .collect();
-                Accumulator::SumFloat {
-                    column: *c,
-                    values,
-                    sums: Vec::new(),
-                    counts: Vec::new(),
-                }
-            }
-            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c)) => Accumulator::SumInt {
-                column: *c,
-                sums: Vec::new(),
-                counts: Vec::new(),
-            },
-            (Aggregate::Min(_), Some(c)) => Accumulator::Extreme {
-                column: *c,
-                largest: false,
-                best: Vec::new(),
-            },
-            (Aggregate::Max(_), Some(c)) => Accumulator::Extreme {
-                column: *c,
-                largest: true,
-                best: Vec::new(),
-            },
-            (Aggregate::CountDistinct(_), Some(c)) => Accumulator::Distinct {
-                column: *c,
-                sets: Vec::new(),
-            },
-            (aggregate, None) => return Err(Error::Plan(format!("{aggregate:?} needs a column"))),
-        };
-        acc.grow(initial_slots);
-        accumulators.push(acc);
-    }
-
-    let mut slot_of: Vec<u32> = Vec::with_capacity(CHUNK_IDS);
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(CHUNK_IDS);
-    let mut tuple_symbols: Vec<Vec<Symbol>> =
-        vec![Vec::with_capacity(CHUNK_IDS); group_columns.len()];
-    let mut slot_count = initial_slots;
-    // Records per slot: a group exists when a record fell into it, whatever its aggregates saw.
-    let mut slot_rows: Vec<u64> = vec![0; initial_slots];
-
-    selection.for_each_chunk(|ids| {
-        // 1. The group slot of every id in the chunk.
-        slot_of.clear();
-        match &mut grouping {
-            Grouping::Dense { strides, .. } => {
-                slot_of.resize(ids.len(), 0);
-                for (&c, &stride) in group_columns.iter().zip(strides.iter()) {
-                    store.column(c).records().gather(ids, &mut symbols);
-                    for (slot, &s) in slot_of.iter_mut().zip(&symbols) {
-                        *slot += (s as u64 * stride) as u32;
-                    }
-                }
-            }
-            Grouping::Hashed(map) => {
-                for (k, &c) in group_columns.iter().enumerate() {
-                    store.column(c).records().gather(ids, &mut tuple_symbols[k]);
-                }
-                let mut key = Vec::with_capacity(group_columns.len());
-                for i in 0..ids.len() {
-                    key.clear();
-                    key.extend(tuple_symbols.iter().map(|t| t[i]));
-                    let next = map.len() as u32;
-                    let slot = *map.entry_ref(key.as_slice()).or_insert(next);
-                    slot_of.push(slot);
-                }
-                if map.len() > slot_count {
-                    slot_count = map.len();
-                    accumulators.iter_mut().for_each(|a| a.grow(slot_count));
-                    slot_rows.resize(slot_count, 0);
-                }
-            }
-        }
-        slot_of.iter().for_each(|&g| slot_rows[g as usize] += 1);
-        // 2. Every aggregate over the chunk.
-        for acc in accumulators.iter_mut() {
-            match acc {
-                Accumulator::Count(counts) => slot_of.iter().for_each(|&g| counts[g as usize] += 1),
-                Accumulator::CountNonNull { column, counts } => {
-                    store.column(*column).records().gather(ids, &mut symbols);
-                    for (&g, &s) in slot_of.iter().zip(&symbols) {
-                        counts[g as usize] += (s != NULL_SYMBOL) as u64;
-                    }
-                }
-                Accumulator::SumInt {
-                    column,
-                    sums,
-                    counts,
-                } => {
-                    let column = store.column(*column);
-                    let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
-                    column.records().gather(ids, &mut symbols);
-                    for (&g, &s) in slot_of.iter().zip(&symbols) {
-                        if s != NULL_SYMBOL {
-                            sums[g as usize] += keys[s as usize] as i128;
-                            counts[g as usize] += 1;
-                        }
-                    }
-                }
-                Accumulator::SumFloat {
-                    column,
-                    values,
-                    sums,
-                    counts,
-                } => {
-                    store.column(*column).records().gather(ids, &mut symbols);
-                    for (&g, &s) in slot_of.iter().zip(&symbols) {
-                        if s != NULL_SYMBOL {
-                            sums[g as usize] += values[s as usize];
-                            counts[g as usize] += 1;
-                        }
-                    }
-                }
-                Accumulator::Extreme {
-                    column,
-                    largest,
-                    best,
-                } => {
-                    let column = store.column(*column);
-                    let dictionary = column.dictionary();
-                    column.records().gather(ids, &mut symbols);
-                    for (&g, &s) in slot_of.iter().zip(&symbols) {
-                        let current = &mut best[g as usize];
-                        if s != NULL_SYMBOL && s != *current {
-                            *current = dictionary.extreme([*current, s], *largest).unwrap_or(s);
-                        }
-                    }
-                }
-                Accumulator::Distinct { column, sets } => {
-                    store.column(*column).records().gather(ids, &mut symbols);
-                    for (&g, &s) in slot_of.iter().zip(&symbols) {
-                        if s != NULL_SYMBOL {
-                            sets[g as usize].insert(s);
-                        }
-                    }
-                }
-            }
-        }
-    });
-    // 3. Back from slots and symbols to values.
-    let slot_keys: Vec<(usize, Vec<Symbol>)> = match &grouping {
-        Grouping::Dense { strides, slots } => (0..*slots as usize)
-            .filter(|&slot| slot_rows[slot] > 0)
-            .map(|slot| {
-                let tuple = group_columns
-                    .iter()
-                    .zip(strides)
-                    .map(|(&c, &stride)| {
-                        let n = store.column(c).dictionary().symbol_count() as u64;
-                        ((slot as u64 / stride) % n) as Symbol
-                    })
-                    .collect();
-                (slot, tuple)
-            })
-            .collect(),
-        Grouping::Hashed(map) => map
-            .iter()
-            .map(|(tuple, &slot)| (slot as usize, tuple.clone()))
-            .collect(),
-    };
-    let mut partial = Partial::default();
-    for (slot, tuple) in slot_keys {
-        let key: Vec<KeyValue> = group_columns
-            .iter()
-            .zip(&tuple)
-            .map(|(&c, &s)| key_value(store.column(c).dictionary(), s))
-            .collect();
-        let states = accumulators
-            .iter()
-            .map(|acc| match acc {
-                Accumulator::Count(c) | Accumulator::CountNonNull { counts: c, .. } => {
-                    AggState::Count(c[slot])
-                }
-                Accumulator::SumInt { sums, counts, .. } => AggState::SumInt {
-                    sum: sums[slot],
-                    count: counts[slot],
-                },
-                Accumulator::SumFloat { sums, counts, .. } => AggState::SumFloat {
-                    sum: sums[slot],
-                    count: counts[slot],
-                },
-                Accumulator::Extreme {
-                    column,
-                    largest,
-                    best,
-                } => {
-                    let dictionary = store.column(*column).dictionary();
-                    let value =
-                        (best[slot] != NULL_SYMBOL).then(|| key_value(dictionary, best[slot]));
-                    if *largest {
-                        AggState::Max(value)
-                    } else {
-                        AggState::Min(value)
-                    }
-                }
-                Accumulator::Distinct { column, sets } => {
-                    let dictionary = store.column(*column).dictionary();
-                    AggState::Distinct(
-                        sets[slot]
-                            .iter()
-                            .map(|&s| key_value(dictionary, s))
-                            .collect(),
-                    )
-                }
-            })
-            .collect();
-        partial.groups.insert(key, states);
-    }
-    // With no group column and no record selected the partial stays empty; `Partial::finish`
-    // answers SQL's one row of empty aggregates.
-    Ok(partial)
+    crate::aggregate::aggregate(store, query, &selection, &group_columns, &aggregate_columns)
 }

@@ -1,0 +1,585 @@
+//! Grouped aggregation over a selection, on symbols.
+//!
+//! The selection is walked in windows of [`WINDOW_IDS`] record ids: a window whose ids are
+//! all selected is read as contiguous slices of the record columns, any other as a gather of
+//! its ids. Per window, the group slot of every record is computed from the group columns'
+//! symbols, then every aggregate is updated:
+//!
+//! * columns with few distinct values (quantities, flags, dates, …) are *counted*: one
+//!   counter per (group slot, symbol). SUM, AVG, MIN, MAX, COUNT(col) and COUNT(DISTINCT)
+//!   are all derived from those counts at the end, so the per-record work is one increment;
+//! * other columns keep per-slot sums, extremes or value sets, record by record.
+//!
+//! Nothing goes back from symbols to values until the end, where the partial is keyed by
+//! values so that it merges across shards.
+
+use std::collections::HashSet;
+
+use hashbrown::HashMap;
+
+use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
+use crate::planner::Selection;
+use crate::query::{AggState, Aggregate, KeyValue, Partial, ShardQuery};
+use crate::record_column::RecordColumn;
+use crate::rhizome::RecordId;
+use crate::shard::ShardStore;
+use crate::value::{DataType, Value};
+use crate::{Error, Result};
+
+/// Record ids per window (16 bitmap words).
+const WINDOW_IDS: usize = 1024;
+const WINDOW_WORDS: usize = WINDOW_IDS / 64;
+const _: () = assert!(WINDOW_IDS % 64 == 0, "windows are whole bitmap words");
+/// Group-by over fewer symbol combinations than this uses dense slot arrays (no hashing).
+const DENSE_GROUP_SLOTS_MAX: u64 = 1 << 16;
+/// Most counters of the count cube (slots × symbols of each counted column); small enough
+/// to stay in the second-level cache.
+const CUBE_ENTRIES_MAX: u64 = 1 << 16;
+
+/// Part of a selection: consecutive ids (all selected, or those whose bit is set in
+/// `mask`), or listed ids.
+enum Window<'a> {
+    Range {
+        start: usize,
+        end: usize,
+        mask: Option<&'a [u64]>,
+    },
+    Ids(&'a [RecordId]),
+}
+
+impl Window<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Window::Range { start, end, .. } => end - start,
+            Window::Ids(ids) => ids.len(),
+        }
+    }
+
+    #[inline]
+    fn gather(&self, records: &RecordColumn, out: &mut Vec<Symbol>) {
+        match self {
+            Window::Range { start, end, .. } => records.gather_range(*start, *end, out),
+            Window::Ids(ids) => records.gather(ids, out),
+        }
+    }
+}
+
+/// Call `f` on the selection, window by window, in ascending id order. With `masked`, a
+/// window of which at least half is selected comes as a masked range: reading all its
+/// records sequentially beats extracting and gathering the selected ones.
+fn for_each_window(selection: &Selection, masked: bool, mut f: impl FnMut(Window<'_>)) {
+    match selection {
+        Selection::Ids(ids) => ids
+            .chunks(WINDOW_IDS)
+            .for_each(|chunk| f(Window::Ids(chunk))),
+        Selection::Bitmap(bitmap) => {
+            let mut ids = Vec::with_capacity(WINDOW_IDS);
+            for (window_index, words) in bitmap.words().chunks(WINDOW_WORDS).enumerate() {
+                let base = window_index * WINDOW_IDS;
+                if words.len() == WINDOW_WORDS {
+                    if words.iter().all(|&w| w == u64::MAX) {
+                        f(Window::Range {
+                            start: base,
+                            end: base + WINDOW_IDS,
+                            mask: None,
+                        });
+                        continue;
+                    }
+                    let selected: u32 = words.iter().map(|w| w.count_ones()).sum();
+                    if masked && selected as usize >= WINDOW_IDS / 2 {
+                        f(Window::Range {
+                            start: base,
+                            end: base + WINDOW_IDS,
+                            mask: Some(words),
+                        });
+                        continue;
+                    }
+                }
+                ids.clear();
+                for (word_index, &word) in words.iter().enumerate() {
+                    let mut bits = word;
+                    let word_base = (base + word_index * 64) as RecordId;
+                    while bits != 0 {
+                        ids.push(word_base + bits.trailing_zeros() as RecordId);
+                        bits &= bits - 1;
+                    }
+                }
+                if !ids.is_empty() {
+                    f(Window::Ids(&ids));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn key_value(dictionary: &Dictionary, symbol: Symbol) -> KeyValue {
+    if symbol == NULL_SYMBOL {
+        return KeyValue::Null;
+    }
+    match dictionary.key(symbol) {
+        KeyRef::Fixed(key) => KeyValue::Fixed(key),
+        KeyRef::Text(bytes) => KeyValue::Text(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// How records are assigned group slots.
+enum Grouping {
+    /// slot = Σ symbol × stride.
+    Dense { strides: Vec<u64>, slots: usize },
+    /// slot looked up by the tuple of symbols, assigned in order of first appearance.
+    Hashed {
+        slots: HashMap<Vec<Symbol>, u32>,
+        tuples: Vec<Vec<Symbol>>,
+    },
+}
+
+/// One counter per (slot, symbol of each counted column): `counts[slot * block + Σ symbol_k
+/// × stride_k]`. With no counted column it is the record count per slot.
+struct Cube {
+    columns: Vec<usize>,
+    symbol_counts: Vec<usize>,
+    strides: Vec<usize>,
+    /// Counters per slot (the product of `symbol_counts`).
+    block: usize,
+    counts: Vec<u64>,
+}
+
+impl Cube {
+    /// Records per symbol of counted column `dimension` within one slot.
+    fn marginal(&self, slot: usize, dimension: usize) -> Vec<u64> {
+        let n = self.symbol_counts[dimension];
+        let stride = self.strides[dimension];
+        let mut out = vec![0u64; n];
+        let block = &self.counts[slot * self.block..(slot + 1) * self.block];
+        for (index, &count) in block.iter().enumerate() {
+            out[(index / stride) % n] += count;
+        }
+        out
+    }
+
+    fn rows(&self, slot: usize) -> u64 {
+        self.counts[slot * self.block..(slot + 1) * self.block]
+            .iter()
+            .sum()
+    }
+}
+
+/// Per-slot state of an aggregate over a column that is not counted.
+enum RowAccumulator {
+    CountNonNull(Vec<u64>),
+    SumInt {
+        sums: Vec<i128>,
+        counts: Vec<u64>,
+    },
+    SumFloat {
+        values: Vec<f64>,
+        sums: Vec<f64>,
+        counts: Vec<u64>,
+    },
+    /// Best symbol so far per slot (NULL_SYMBOL = none yet).
+    Extreme {
+        largest: bool,
+        best: Vec<Symbol>,
+    },
+    Distinct(Vec<HashSet<Symbol>>),
+}
+
+impl RowAccumulator {
+    fn grow(&mut self, slots: usize) {
+        match self {
+            RowAccumulator::CountNonNull(counts) => counts.resize(slots, 0),
+            RowAccumulator::SumInt { sums, counts } => {
+                sums.resize(slots, 0);
+                counts.resize(slots, 0);
+            }
+            RowAccumulator::SumFloat { sums, counts, .. } => {
+                sums.resize(slots, 0.0);
+                counts.resize(slots, 0);
+            }
+            RowAccumulator::Extreme { best, .. } => best.resize(slots, NULL_SYMBOL),
+            RowAccumulator::Distinct(sets) => sets.resize_with(slots, HashSet::new),
+        }
+    }
+}
+
+/// Where an aggregate's result comes from.
+enum Source {
+    CountStar,
+    Counted {
+        dimension: usize,
+    },
+    Rows {
+        column: usize,
+        accumulator: RowAccumulator,
+    },
+}
+
+pub(crate) fn aggregate(
+    store: &ShardStore,
+    query: &ShardQuery,
+    selection: &Selection,
+    group_columns: &[usize],
+    aggregate_columns: &[Option<usize>],
+) -> Result<Partial> {
+    let symbol_count = |c: usize| store.column(c).dictionary().symbol_count();
+    let combined = group_columns
+        .iter()
+        .try_fold(1u64, |acc, &c| acc.checked_mul(symbol_count(c) as u64))
+        .unwrap_or(u64::MAX);
+    let mut grouping = if combined <= DENSE_GROUP_SLOTS_MAX {
+        let mut strides = Vec::with_capacity(group_columns.len());
+        let mut stride = 1u64;
+        for &c in group_columns {
+            strides.push(stride);
+            stride *= symbol_count(c) as u64;
+        }
+        Grouping::Dense {
+            strides,
+            slots: combined as usize,
+        }
+    } else {
+        Grouping::Hashed {
+            slots: HashMap::new(),
+            tuples: Vec::new(),
+        }
+    };
+    let dense_slots = match &grouping {
+        Grouping::Dense { slots, .. } => Some(*slots),
+        Grouping::Hashed { .. } => None,
+    };
+
+    let slots_with_discard = dense_slots.map_or(0, |slots| slots + 1);
+    let mut cube = Cube {
+        columns: Vec::new(),
+        symbol_counts: Vec::new(),
+        strides: Vec::new(),
+        block: 1,
+        counts: Vec::new(),
+    };
+    let mut sources = Vec::with_capacity(query.aggregates.len());
+    for (aggregate, column) in query.aggregates.iter().zip(aggregate_columns) {
+        let Some(c) = *column else {
+            sources.push(Source::CountStar);
+            continue;
+        };
+        if let Some(dimension) = cube.columns.iter().position(|&counted| counted == c) {
+            sources.push(Source::Counted { dimension });
+            continue;
+        }
+        let n = symbol_count(c);
+        let fits = dense_slots.is_some()
+            && (slots_with_discard as u64)
+                .saturating_mul((cube.block as u64).saturating_mul(n as u64))
+                <= CUBE_ENTRIES_MAX;
+        if fits {
+            cube.columns.push(c);
+            cube.symbol_counts.push(n);
+            cube.strides.push(cube.block);
+            cube.block *= n;
+            sources.push(Source::Counted {
+                dimension: cube.columns.len() - 1,
+            });
+            continue;
+        }
+        let data_type = store.schema().columns[c].data_type;
+        let mut accumulator = match aggregate {
+            Aggregate::Count(_) => RowAccumulator::CountNonNull(Vec::new()),
+            Aggregate::Sum(_) | Aggregate::Avg(_) if data_type == DataType::Double => {
+                let dictionary = store.column(c).dictionary();
+                let values = (0..n as Symbol)
+                    .map(|s| match dictionary.value(s) {
+                        Value::Double(v) => v,
+                        _ => 0.0,
+                    })
+                    .collect();
+                RowAccumulator::SumFloat {
+                    values,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                }
+            }
+            Aggregate::Sum(_) | Aggregate::Avg(_) => RowAccumulator::SumInt {
+                sums: Vec::new(),
+                counts: Vec::new(),
+            },
+            Aggregate::Min(_) => RowAccumulator::Extreme {
+                largest: false,
+                best: Vec::new(),
+            },
+            Aggregate::Max(_) => RowAccumulator::Extreme {
+                largest: true,
+                best: Vec::new(),
+            },
+            Aggregate::CountDistinct(_) => RowAccumulator::Distinct(Vec::new()),
+            Aggregate::CountStar => unreachable!("COUNT(*) has no column"),
+        };
+        accumulator.grow(slots_with_discard);
+        sources.push(Source::Rows {
+            column: c,
+            accumulator,
+        });
+    }
+
+    // Dense grouping has one extra slot, `discard`, for the unselected records of masked
+    // windows; it is never reported.
+    let discard = dense_slots.unwrap_or(0);
+    cube.counts = vec![0; slots_with_discard * cube.block];
+    let mut cube_index: Vec<u32> = Vec::with_capacity(WINDOW_IDS);
+    let mut slot_of: Vec<u32> = Vec::with_capacity(WINDOW_IDS);
+    let mut symbols: Vec<Symbol> = Vec::with_capacity(WINDOW_IDS);
+    let mut tuple_symbols: Vec<Vec<Symbol>> =
+        vec![Vec::with_capacity(WINDOW_IDS); group_columns.len()];
+
+    for_each_window(selection, dense_slots.is_some(), |window| {
+        // 1. The group slot of every record of the window.
+        slot_of.clear();
+        match &mut grouping {
+            Grouping::Dense { strides, .. } => {
+                slot_of.resize(window.len(), 0);
+                for (&c, &stride) in group_columns.iter().zip(strides.iter()) {
+                    window.gather(store.column(c).records(), &mut symbols);
+                    let stride = stride as u32;
+                    for (slot, &s) in slot_of.iter_mut().zip(&symbols) {
+                        *slot += s * stride;
+                    }
+                }
+                if let Window::Range {
+                    mask: Some(mask), ..
+                } = window
+                {
+                    for (i, slot) in slot_of.iter_mut().enumerate() {
+                        let selected = (mask[i / 64] >> (i % 64)) & 1 == 1;
+                        *slot = if selected { *slot } else { discard as u32 };
+                    }
+                }
+            }
+            Grouping::Hashed { slots, tuples } => {
+                for (k, &c) in group_columns.iter().enumerate() {
+                    window.gather(store.column(c).records(), &mut tuple_symbols[k]);
+                }
+                let mut tuple = Vec::with_capacity(group_columns.len());
+                for i in 0..window.len() {
+                    tuple.clear();
+                    tuple.extend(tuple_symbols.iter().map(|t| t[i]));
+                    let slot = match slots.get(tuple.as_slice()) {
+                        Some(&slot) => slot,
+                        None => {
+                            let slot = tuples.len() as u32;
+                            slots.insert(tuple.clone(), slot);
+                            tuples.push(tuple.clone());
+                            slot
+                        }
+                    };
+                    slot_of.push(slot);
+                }
+                if tuples.len() * cube.block > cube.counts.len() {
+                    cube.counts.resize(tuples.len() * cube.block, 0);
+                    for source in sources.iter_mut() {
+                        if let Source::Rows { accumulator, .. } = source {
+                            accumulator.grow(tuples.len());
+                        }
+                    }
+                }
+            }
+        }
+        // 2. The count cube: one increment per record.
+        cube_index.clear();
+        cube_index.extend(slot_of.iter().map(|&slot| slot * cube.block as u32));
+        for (&c, &stride) in cube.columns.iter().zip(&cube.strides) {
+            window.gather(store.column(c).records(), &mut symbols);
+            let stride = stride as u32;
+            for (index, &s) in cube_index.iter_mut().zip(&symbols) {
+                *index += s * stride;
+            }
+        }
+        for &index in &cube_index {
+            cube.counts[index as usize] += 1;
+        }
+        // 3. Other columns, record by record.
+        for source in sources.iter_mut() {
+            let Source::Rows {
+                column,
+                accumulator,
+            } = source
+            else {
+                continue;
+            };
+            let column = store.column(*column);
+            window.gather(column.records(), &mut symbols);
+            let pairs = slot_of
+                .iter()
+                .map(|&g| g as usize)
+                .zip(symbols.iter().copied());
+            match accumulator {
+                RowAccumulator::CountNonNull(counts) => {
+                    pairs.for_each(|(g, s)| counts[g] += (s != NULL_SYMBOL) as u64);
+                }
+                RowAccumulator::SumInt { sums, counts } => {
+                    let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
+                    for (g, s) in pairs.filter(|&(_, s)| s != NULL_SYMBOL) {
+                        sums[g] += keys[s as usize] as i128;
+                        counts[g] += 1;
+                    }
+                }
+                RowAccumulator::SumFloat {
+                    values,
+                    sums,
+                    counts,
+                } => {
+                    for (g, s) in pairs.filter(|&(_, s)| s != NULL_SYMBOL) {
+                        sums[g] += values[s as usize];
+                        counts[g] += 1;
+                    }
+                }
+                RowAccumulator::Extreme { largest, best } => {
+                    let dictionary = column.dictionary();
+                    for (g, s) in pairs.filter(|&(_, s)| s != NULL_SYMBOL) {
+                        let current = best[g];
+                        if current == NULL_SYMBOL
+                            || (*largest && dictionary.key(s) > dictionary.key(current))
+                            || (!*largest && dictionary.key(s) < dictionary.key(current))
+                        {
+                            best[g] = s;
+                        }
+                    }
+                }
+                RowAccumulator::Distinct(sets) => {
+                    for (g, s) in pairs.filter(|&(_, s)| s != NULL_SYMBOL) {
+                        sets[g].insert(s);
+                    }
+                }
+            }
+        }
+    });
+
+    // 4. From slots and symbols back to values.
+    let slot_tuples: Vec<(usize, Vec<Symbol>)> = match &grouping {
+        Grouping::Dense { strides, slots } => (0..*slots)
+            .filter(|&slot| cube.rows(slot) > 0)
+            .map(|slot| {
+                let tuple = group_columns
+                    .iter()
+                    .zip(strides)
+                    .map(|(&c, &stride)| {
+                        ((slot as u64 / stride) % symbol_count(c) as u64) as Symbol
+                    })
+                    .collect();
+                (slot, tuple)
+            })
+            .collect(),
+        Grouping::Hashed { tuples, .. } => tuples.iter().cloned().enumerate().collect(),
+    };
+    let mut partial = Partial::default();
+    for (slot, tuple) in slot_tuples {
+        let key: Vec<KeyValue> = group_columns
+            .iter()
+            .zip(&tuple)
+            .map(|(&c, &s)| key_value(store.column(c).dictionary(), s))
+            .collect();
+        let mut states = Vec::with_capacity(sources.len());
+        for (aggregate, source) in query.aggregates.iter().zip(&sources) {
+            states.push(match source {
+                Source::CountStar => AggState::Count(cube.rows(slot)),
+                Source::Counted { dimension } => {
+                    let counts = cube.marginal(slot, *dimension);
+                    from_counts(store, aggregate, cube.columns[*dimension], &counts)?
+                }
+                Source::Rows {
+                    column,
+                    accumulator,
+                } => {
+                    let dictionary = store.column(*column).dictionary();
+                    match accumulator {
+                        RowAccumulator::CountNonNull(counts) => AggState::Count(counts[slot]),
+                        RowAccumulator::SumInt { sums, counts } => AggState::SumInt {
+                            sum: sums[slot],
+                            count: counts[slot],
+                        },
+                        RowAccumulator::SumFloat { sums, counts, .. } => AggState::SumFloat {
+                            sum: sums[slot],
+                            count: counts[slot],
+                        },
+                        RowAccumulator::Extreme { largest, best } => {
+                            let value = (best[slot] != NULL_SYMBOL)
+                                .then(|| key_value(dictionary, best[slot]));
+                            if *largest {
+                                AggState::Max(value)
+                            } else {
+                                AggState::Min(value)
+                            }
+                        }
+                        RowAccumulator::Distinct(sets) => AggState::Distinct(
+                            sets[slot]
+                                .iter()
+                                .map(|&s| key_value(dictionary, s))
+                                .collect(),
+                        ),
+                    }
+                }
+            });
+        }
+        partial.groups.insert(key, states);
+    }
+    // With no group column and no record selected the partial stays empty; `Partial::finish`
+    // answers SQL's one row of empty aggregates.
+    Ok(partial)
+}
+
+/// An aggregate's state from the number of records per symbol of its column.
+fn from_counts(
+    store: &ShardStore,
+    aggregate: &Aggregate,
+    column: usize,
+    counts: &[u64],
+) -> Result<AggState> {
+    let dictionary = store.column(column).dictionary();
+    let present = || {
+        (1..counts.len())
+            .filter(|&s| counts[s] > 0)
+            .map(|s| s as Symbol)
+    };
+    let non_null: u64 = counts[1..].iter().sum();
+    Ok(match aggregate {
+        Aggregate::Count(_) => AggState::Count(non_null),
+        Aggregate::CountDistinct(_) => {
+            AggState::Distinct(present().map(|s| key_value(dictionary, s)).collect())
+        }
+        Aggregate::Min(_) => AggState::Min(
+            dictionary
+                .extreme(present(), false)
+                .map(|s| key_value(dictionary, s)),
+        ),
+        Aggregate::Max(_) => AggState::Max(
+            dictionary
+                .extreme(present(), true)
+                .map(|s| key_value(dictionary, s)),
+        ),
+        Aggregate::Sum(_) | Aggregate::Avg(_) => match store.schema().columns[column].data_type {
+            DataType::Double => {
+                let sum = present()
+                    .map(|s| match dictionary.value(s) {
+                        Value::Double(v) => v * counts[s as usize] as f64,
+                        _ => 0.0,
+                    })
+                    .sum();
+                AggState::SumFloat {
+                    sum,
+                    count: non_null,
+                }
+            }
+            _ => {
+                let keys = dictionary
+                    .fixed_keys()
+                    .ok_or_else(|| Error::Plan(format!("{aggregate:?} needs a numeric column")))?;
+                let sum = present()
+                    .map(|s| keys[s as usize] as i128 * counts[s as usize] as i128)
+                    .sum();
+                AggState::SumInt {
+                    sum,
+                    count: non_null,
+                }
+            }
+        },
+        Aggregate::CountStar => unreachable!("COUNT(*) is not counted per column"),
+    })
+}
