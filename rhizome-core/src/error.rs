@@ -8,11 +8,18 @@ pub enum Error {
     /// Bytes that should hold a Rhizome, a dictionary or a segment do not decode.
     /// `file` is empty for in-memory buffers; `block` names the block inside the file.
     #[error("corruption in {file:?} block {block}: {reason}")]
-    Corruption { file: PathBuf, block: String, reason: String },
+    Corruption {
+        file: PathBuf,
+        block: String,
+        reason: String,
+    },
 
     /// An operating-system I/O failure, with the path it concerned.
     #[error("i/o error on {path:?}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A value that does not fit its column type: overflow, bad scale, bad date, text too long.
     #[error("{0}")]
@@ -34,21 +41,30 @@ pub enum Error {
 impl Error {
     /// A corruption found in an in-memory buffer (no file behind it yet).
     pub fn corrupt(block: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Corruption { file: PathBuf::new(), block: block.into(), reason: reason.into() }
+        Error::Corruption {
+            file: PathBuf::new(),
+            block: block.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Attach a file name to a corruption found while decoding that file's bytes.
     pub fn in_file(self, path: &std::path::Path) -> Self {
         match self {
-            Error::Corruption { block, reason, .. } => {
-                Error::Corruption { file: path.to_path_buf(), block, reason }
-            }
+            Error::Corruption { block, reason, .. } => Error::Corruption {
+                file: path.to_path_buf(),
+                block,
+                reason,
+            },
             other => other,
         }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

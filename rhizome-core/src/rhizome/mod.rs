@@ -1,8 +1,16 @@
 //! Rhizomes: append-only, delta-encoded lists of record ids, one per (column, value).
 //!
 //! API contract used by the rest of the crate (column shards, planner, segments). The
-//! internals (instruction codec, skip index, dense bitmap blocks, arena layout) live in the
-//! submodules; see `codec.rs` for the byte layout.
+//! internals live in the submodules; see `codec.rs` for the byte layout.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `codec.rs` | instruction format (diagram), canonical encoder, validating decoder |
+//! | `skip.rs` | the two-level skip index |
+//! | `reader.rs` | [`RhizomeRef`], [`RhizomeIter`]: iterate, seek, count, bitmap kernels |
+//! | `arena.rs` | [`RhizomeArena`]: many Rhizomes in one byte arena, deletes, compaction, segments |
+//! | `bitmap.rs` | [`Bitmap`] |
+//! | `kernels.rs` | [`kernels`]: intersect / union / difference |
 //!
 //! * [`RhizomeArena`] holds many Rhizomes of one column shard in one byte arena plus an
 //!   offsets table: creating a Rhizome allocates nothing.
@@ -10,6 +18,18 @@
 //!   cardinality in O(1).
 //! * [`Bitmap`] is a dense id set over `0..universe`, the planner's working set.
 //! * [`kernels`] intersect / union / difference Rhizomes, with count-only variants.
+
+mod arena;
+mod bitmap;
+mod codec;
+pub mod kernels;
+mod reader;
+mod skip;
+
+pub use arena::RhizomeArena;
+pub use bitmap::Bitmap;
+pub use codec::{decode_all, encode_ids};
+pub use reader::{RhizomeIter, RhizomeRef};
 
 pub type RecordId = u64;
 
@@ -27,7 +47,10 @@ pub struct ArenaOptions {
 
 impl Default for ArenaOptions {
     fn default() -> Self {
-        ArenaOptions { hole_ratio_max: 0.4, dense_blocks: true }
+        ArenaOptions {
+            hole_ratio_max: 0.4,
+            dense_blocks: true,
+        }
     }
 }
 
