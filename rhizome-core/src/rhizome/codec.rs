@@ -178,6 +178,17 @@ pub(crate) fn read_instr(bytes: &[u8], at: usize) -> Result<(Instr, usize)> {
     if first < 0xC0 {
         return Ok((Instr::Add((first & 0x3F) as u64), at + 1));
     }
+    if first < 0xF8 {
+        // 2 to 4 bytes: one big-endian load, shift and mask.
+        if let Some(code) = bytes.get(at..at + 4) {
+            let n = first.leading_ones();
+            let word = u32::from_be_bytes(code.try_into().expect("4-byte code"));
+            let x = ((word >> (32 - 8 * n)) & ((1 << (7 * n - 1)) - 1)) as u64;
+            if add_code_len(x) == n as usize {
+                return Ok((Instr::Add(x), at + n as usize));
+            }
+        }
+    }
     let (x, n, escape) = read_add_code(bytes, at)?;
     if !escape {
         return Ok((Instr::Add(x), at + n));

@@ -501,8 +501,13 @@ impl<'a> RhizomeIter<'a> {
                     return;
                 }
                 out[block.word_index] |= block.word;
-                for (k, slot) in out.iter_mut().enumerate().skip(block.word_index + 1) {
-                    *slot |= block_word(self.bytes, block.words_at, k);
+                let words = &self.bytes[block.words_at..block.words_at + WINDOW_WORDS * 8];
+                for (slot, chunk) in out
+                    .iter_mut()
+                    .zip(words.chunks_exact(8))
+                    .skip(block.word_index + 1)
+                {
+                    *slot |= u64::from_le_bytes(chunk.try_into().expect("8-byte word"));
                 }
                 self.state.cursor = block.last;
                 self.block = None;
