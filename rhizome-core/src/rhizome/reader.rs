@@ -1,0 +1,623 @@
+//! Read side of a Rhizome: [`RhizomeRef`], [`RhizomeIter`] and the block visitor the bitmap
+//! kernels use.
+//!
+//! The bytes behind a `RhizomeRef` were written by the encoder or validated by the arena's
+//! decoder. Readers still never index out of bounds on their own account: a malformed code ends
+//! iteration (and trips a debug assertion) instead of panicking.
+
+use super::bitmap::Bitmap;
+use super::codec::{
+    block_last_bit, block_word, read_instr, CursorState, Instr, WINDOW_IDS, WINDOW_SHIFT,
+    WINDOW_WORDS, WORD_BITS,
+};
+use super::skip::{SeekPoint, SkipIndex};
+use super::RecordId;
+
+/// A read-only view of one Rhizome.
+#[derive(Debug, Clone, Copy)]
+pub struct RhizomeRef<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) cardinality: u64,
+    pub(crate) last: RecordId,
+    pub(crate) skip: Option<&'a SkipIndex>,
+}
+
+impl<'a> RhizomeRef<'a> {
+    /// Number of ids, O(1).
+    pub fn cardinality(&self) -> u64 {
+        self.cardinality
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cardinality == 0
+    }
+
+    /// The smallest id (decodes the first instruction).
+    pub fn first(&self) -> Option<RecordId> {
+        self.iter().next()
+    }
+
+    /// The largest id, O(1).
+    pub fn last(&self) -> Option<RecordId> {
+        (self.cardinality > 0).then_some(self.last)
+    }
+
+    /// Ascending iterator over the ids.
+    pub fn iter(&self) -> RhizomeIter<'a> {
+        RhizomeIter {
+            bytes: self.bytes,
+            skip: self.skip,
+            at: 0,
+            state: CursorState::default(),
+            run_left: 0,
+            block: None,
+        }
+    }
+
+    /// Bytes of the instruction stream (including null padding).
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether `id` is in the Rhizome: a skip-index search plus at most one block.
+    pub fn contains(&self, id: RecordId) -> bool {
+        if self.cardinality == 0 || id > self.last {
+            return false;
+        }
+        self.iter().advance_to(id) == Some(id)
+    }
+
+    /// Ids `< x`: a skip-index search plus at most one block.
+    pub fn rank(&self, x: RecordId) -> u64 {
+        if self.cardinality == 0 || x == 0 {
+            return 0;
+        }
+        if x > self.last {
+            return self.cardinality;
+        }
+        let mut it = self.iter();
+        let before = it.seek_index(x);
+        before + it.skip_below(x)
+    }
+
+    /// Ids in `[lo, hi)`.
+    pub fn count_between(&self, lo: RecordId, hi: RecordId) -> u64 {
+        if lo >= hi {
+            return 0;
+        }
+        self.rank(hi) - self.rank(lo)
+    }
+
+    /// Call `f` for every id in ascending order: the fastest full decode.
+    ///
+    /// The loop takes eight 1-byte adds or four 2-byte adds per 8-byte load when the stream
+    /// holds them, so long stretches of same-sized gaps decode without per-id branches.
+    #[inline]
+    pub fn for_each(&self, mut f: impl FnMut(RecordId)) {
+        const LOW_SIX_BITS: u64 = 0x3F3F_3F3F_3F3F_3F3F;
+        const TOP_TWO_BITS: u64 = 0xC0C0_C0C0_C0C0_C0C0;
+        const ONE_BYTE_ADDS: u64 = 0x8080_8080_8080_8080;
+        const TWO_BYTE_MASK: u64 = 0x00E0_00E0_00E0_00E0;
+        const TWO_BYTE_ADDS: u64 = 0x00C0_00C0_00C0_00C0;
+        let bytes = self.bytes;
+        let mut at = 0usize;
+        let mut cursor: RecordId = 0;
+        while at < bytes.len() {
+            if let Some(chunk) = bytes.get(at..at + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+                if word & TOP_TWO_BITS == ONE_BYTE_ADDS {
+                    let gaps = word & LOW_SIX_BITS;
+                    for k in 0..8 {
+                        cursor += (gaps >> (8 * k)) & 0x3F;
+                        f(cursor);
+                    }
+                    at += 8;
+                    continue;
+                }
+                if word & TWO_BYTE_MASK == TWO_BYTE_ADDS {
+                    let gap =
+                        |k: u32| ((word >> (16 * k)) & 0x1F) << 8 | (word >> (16 * k + 8)) & 0xFF;
+                    let (g0, g1, g2, g3) = (gap(0), gap(1), gap(2), gap(3));
+                    if g0 != 0 && g1 != 0 && g2 != 0 && g3 != 0 {
+                        cursor += g0;
+                        f(cursor);
+                        cursor += g1;
+                        f(cursor);
+                        cursor += g2;
+                        f(cursor);
+                        cursor += g3;
+                        f(cursor);
+                        at += 8;
+                        continue;
+                    }
+                }
+            }
+            let first = bytes[at];
+            if first < 0x80 {
+                for k in 1..=first as u64 {
+                    f(cursor + k);
+                }
+                cursor += first as u64;
+                at += 1;
+            } else if first < 0xC0 {
+                cursor += (first & 0x3F) as u64;
+                f(cursor);
+                at += 1;
+            } else if first < 0xE0 && at + 1 < bytes.len() && (first != 0xC0 || bytes[at + 1] != 0)
+            {
+                cursor += ((first & 0x1F) as u64) << 8 | bytes[at + 1] as u64;
+                f(cursor);
+                at += 2;
+            } else if (0xE0..0xF0).contains(&first) && at + 2 < bytes.len() {
+                cursor += ((first & 0x0F) as u64) << 16
+                    | (bytes[at + 1] as u64) << 8
+                    | bytes[at + 2] as u64;
+                f(cursor);
+                at += 3;
+            } else {
+                let Ok((instr, next)) = read_instr(bytes, at) else {
+                    debug_assert!(false, "malformed instruction in a trusted Rhizome");
+                    return;
+                };
+                match instr {
+                    Instr::Null | Instr::Increment(_) => {}
+                    Instr::Add(x) => {
+                        cursor = cursor.wrapping_add(x);
+                        f(cursor);
+                    }
+                    Instr::Bitmap { window, words_at } => {
+                        let base = window << WINDOW_SHIFT;
+                        let mut last = cursor;
+                        for k in 0..WINDOW_WORDS {
+                            let mut w = block_word(bytes, words_at, k);
+                            while w != 0 {
+                                last = base + k as u64 * WORD_BITS + w.trailing_zeros() as u64;
+                                f(last);
+                                w &= w - 1;
+                            }
+                        }
+                        cursor = last;
+                    }
+                }
+                at = next;
+            }
+        }
+    }
+
+    /// Visit runs, single ids and bitmap blocks (for word-level kernels).
+    pub(crate) fn visit(&self, visitor: &mut impl Visitor) {
+        let bytes = self.bytes;
+        let mut at = 0usize;
+        let mut cursor: RecordId = 0;
+        while at < bytes.len() {
+            let Ok((instr, next)) = read_instr(bytes, at) else {
+                debug_assert!(false, "malformed instruction in a trusted Rhizome");
+                return;
+            };
+            match instr {
+                Instr::Null => {}
+                Instr::Increment(n) => {
+                    visitor.run(cursor + 1, n as u64);
+                    cursor += n as u64;
+                }
+                Instr::Add(x) => {
+                    cursor = cursor.wrapping_add(x);
+                    visitor.id(cursor);
+                }
+                Instr::Bitmap { window, words_at } => {
+                    let words = std::array::from_fn(|k| block_word(bytes, words_at, k));
+                    visitor.block(window, &words);
+                    let last = block_last_bit(bytes, words_at).unwrap_or(0);
+                    cursor = (window << WINDOW_SHIFT) + last;
+                }
+            }
+            at = next;
+        }
+    }
+
+    /// `bitmap |= self`; ids `>= bitmap.universe()` are ignored. Bitmap blocks are ORed a word
+    /// at a time.
+    pub fn or_into(&self, bitmap: &mut Bitmap) {
+        struct Or<'b>(&'b mut Bitmap);
+        impl Visitor for Or<'_> {
+            fn id(&mut self, id: RecordId) {
+                if id < self.0.universe() {
+                    self.0.insert(id);
+                }
+            }
+            fn block(&mut self, window: u64, words: &[u64; WINDOW_WORDS]) {
+                let first = (window as usize).saturating_mul(WINDOW_WORDS);
+                let universe = self.0.universe();
+                let target = self.0.words_mut();
+                for (k, &w) in words.iter().enumerate() {
+                    let Some(slot) = target.get_mut(first.saturating_add(k)) else {
+                        break;
+                    };
+                    *slot |= w;
+                }
+                self.0.clear_beyond_universe(universe);
+            }
+        }
+        self.visit(&mut Or(bitmap));
+    }
+
+    /// `|self ∩ bitmap|` without materialising ids; bitmap blocks are ANDed and counted a word
+    /// at a time.
+    pub fn count_and(&self, bitmap: &Bitmap) -> u64 {
+        struct Count<'b> {
+            bitmap: &'b Bitmap,
+            count: u64,
+        }
+        impl Visitor for Count<'_> {
+            fn id(&mut self, id: RecordId) {
+                self.count += self.bitmap.contains_or_false(id) as u64;
+            }
+            fn block(&mut self, window: u64, words: &[u64; WINDOW_WORDS]) {
+                let first = (window as usize).saturating_mul(WINDOW_WORDS);
+                let target = self.bitmap.words();
+                if let Some(slice) = target.get(first..) {
+                    for (a, b) in words.iter().zip(slice) {
+                        self.count += (a & b).count_ones() as u64;
+                    }
+                }
+            }
+        }
+        let mut count = Count { bitmap, count: 0 };
+        self.visit(&mut count);
+        count.count
+    }
+
+    /// Call `f` for the ids of `self` that are in `bitmap`, ascending.
+    pub fn for_each_and(&self, bitmap: &Bitmap, f: impl FnMut(RecordId)) {
+        struct Each<'b, F> {
+            bitmap: &'b Bitmap,
+            f: F,
+        }
+        impl<F: FnMut(RecordId)> Visitor for Each<'_, F> {
+            fn id(&mut self, id: RecordId) {
+                if self.bitmap.contains_or_false(id) {
+                    (self.f)(id)
+                }
+            }
+            fn block(&mut self, window: u64, words: &[u64; WINDOW_WORDS]) {
+                let first = (window as usize).saturating_mul(WINDOW_WORDS);
+                let base = window << WINDOW_SHIFT;
+                if let Some(slice) = self.bitmap.words().get(first..) {
+                    for (k, (a, b)) in words.iter().zip(slice).enumerate() {
+                        let mut w = a & b;
+                        while w != 0 {
+                            (self.f)(base + k as u64 * WORD_BITS + w.trailing_zeros() as u64);
+                            w &= w - 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.visit(&mut Each { bitmap, f });
+    }
+}
+
+/// Receives the pieces of a Rhizome from [`RhizomeRef::visit`].
+pub(crate) trait Visitor {
+    fn id(&mut self, id: RecordId);
+    fn run(&mut self, first: RecordId, count: u64) {
+        if count > 0 {
+            for id in first..=first + (count - 1) {
+                self.id(id);
+            }
+        }
+    }
+    fn block(&mut self, window: u64, words: &[u64; WINDOW_WORDS]) {
+        let base = window << WINDOW_SHIFT;
+        for (k, &word) in words.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                self.id(base + k as u64 * WORD_BITS + w.trailing_zeros() as u64);
+                w &= w - 1;
+            }
+        }
+    }
+}
+
+/// State inside a bitmap block.
+#[derive(Debug, Clone, Copy)]
+struct BlockState {
+    base: RecordId,
+    words_at: usize,
+    /// Index of `word` in the block.
+    word_index: usize,
+    /// Unconsumed bits of the current word.
+    word: u64,
+    /// The block's last set bit (the cursor after the block).
+    last: RecordId,
+}
+
+/// Ascending iterator over a Rhizome; [`RhizomeIter::advance_to`] seeks via the skip index.
+#[derive(Debug, Clone)]
+pub struct RhizomeIter<'a> {
+    bytes: &'a [u8],
+    skip: Option<&'a SkipIndex>,
+    /// Offset of the next instruction.
+    at: usize,
+    /// Cursor: the last id consumed (inside a run: the last id of the run consumed).
+    state: CursorState,
+    /// Ids left in the current increment run.
+    run_left: u64,
+    block: Option<BlockState>,
+}
+
+impl<'a> RhizomeIter<'a> {
+    /// The first id `>= target` among those not yet returned (consumed), or None. Jumps via the
+    /// skip index, then decodes at most one block.
+    pub fn advance_to(&mut self, target: RecordId) -> Option<RecordId> {
+        self.seek_index(target);
+        self.skip_below(target);
+        self.next()
+    }
+
+    /// Jump forward to the skip entry for `target` if it is ahead; returns the ids before the
+    /// entry (0 if no entry is used).
+    pub(crate) fn seek_index(&mut self, target: RecordId) -> u64 {
+        let Some(skip) = self.skip else { return 0 };
+        let point: SeekPoint = skip.seek(target);
+        if point.entry.is_none() || point.offset <= self.at {
+            return 0;
+        }
+        self.at = point.offset;
+        self.state = point.state;
+        self.run_left = 0;
+        self.block = None;
+        point.before
+    }
+
+    /// Consume every id `< target`, returning how many were consumed.
+    pub(crate) fn skip_below(&mut self, target: RecordId) -> u64 {
+        let mut consumed = 0u64;
+        loop {
+            if self.run_left > 0 {
+                let cursor = self.state.cursor;
+                let below = target.saturating_sub(cursor + 1).min(self.run_left);
+                consumed += below;
+                self.state.cursor += below;
+                self.run_left -= below;
+                if self.run_left > 0 {
+                    return consumed;
+                }
+                continue;
+            }
+            if let Some(block) = &mut self.block {
+                if target <= block.base {
+                    return consumed;
+                }
+                let offset = target - block.base;
+                // Ids after a block may share its window, so leave it once past its last bit.
+                if target > block.last {
+                    consumed += block.word.count_ones() as u64;
+                    for k in block.word_index + 1..WINDOW_WORDS {
+                        consumed += block_word(self.bytes, block.words_at, k).count_ones() as u64;
+                    }
+                    self.state.cursor = block.last;
+                    self.block = None;
+                    continue;
+                }
+                let target_word = (offset / WORD_BITS) as usize;
+                if target_word < block.word_index {
+                    return consumed;
+                }
+                if target_word > block.word_index {
+                    consumed += block.word.count_ones() as u64;
+                    for k in block.word_index + 1..target_word {
+                        consumed += block_word(self.bytes, block.words_at, k).count_ones() as u64;
+                    }
+                    block.word_index = target_word;
+                    block.word = block_word(self.bytes, block.words_at, target_word);
+                }
+                let low = (1u64 << (offset % WORD_BITS)) - 1;
+                consumed += (block.word & low).count_ones() as u64;
+                block.word &= !low;
+                return consumed;
+            }
+            if self.at >= self.bytes.len() {
+                return consumed;
+            }
+            let Ok((instr, next)) = read_instr(self.bytes, self.at) else {
+                debug_assert!(false, "malformed instruction in a trusted Rhizome");
+                self.at = self.bytes.len();
+                return consumed;
+            };
+            match instr {
+                Instr::Null => self.at = next,
+                Instr::Increment(n) => {
+                    self.at = next;
+                    self.run_left = n as u64;
+                }
+                Instr::Add(x) => {
+                    let id = if self.state.started {
+                        self.state.cursor.wrapping_add(x)
+                    } else {
+                        x
+                    };
+                    if id >= target {
+                        return consumed;
+                    }
+                    self.at = next;
+                    self.state = CursorState {
+                        cursor: id,
+                        started: true,
+                    };
+                    consumed += 1;
+                }
+                Instr::Bitmap { window, words_at } => {
+                    let base = window << WINDOW_SHIFT;
+                    if base >= target {
+                        return consumed;
+                    }
+                    self.enter_block(base, words_at, next);
+                }
+            }
+        }
+    }
+
+    fn enter_block(&mut self, base: RecordId, words_at: usize, next: usize) {
+        self.at = next;
+        self.state.started = true;
+        let last = block_last_bit(self.bytes, words_at).unwrap_or(0);
+        self.block = Some(BlockState {
+            base,
+            words_at,
+            word_index: 0,
+            word: block_word(self.bytes, words_at, 0),
+            last: base + last,
+        });
+    }
+
+    /// The next id without consuming it.
+    pub(crate) fn peek(&self) -> Option<RecordId> {
+        self.clone().next()
+    }
+
+    /// Set the bits of window `window` into `out` (64 words), consuming every id up to the end
+    /// of that window. Bitmap blocks of that window are copied a word at a time.
+    pub(crate) fn take_window(&mut self, window: u64, out: &mut [u64; WINDOW_WORDS]) {
+        let base = window << WINDOW_SHIFT;
+        self.seek_index(base);
+        self.skip_below(base);
+        loop {
+            if self.run_left > 0 {
+                let first = self.state.cursor + 1;
+                if first >> WINDOW_SHIFT != window {
+                    return;
+                }
+                let in_window = (WINDOW_IDS - (first - base)).min(self.run_left);
+                for bit in first - base..first - base + in_window {
+                    out[(bit / WORD_BITS) as usize] |= 1 << (bit % WORD_BITS);
+                }
+                self.state.cursor += in_window;
+                self.run_left -= in_window;
+                continue;
+            }
+            if let Some(block) = self.block {
+                if block.base != base {
+                    return;
+                }
+                out[block.word_index] |= block.word;
+                let words = &self.bytes[block.words_at..block.words_at + WINDOW_WORDS * 8];
+                for (slot, chunk) in out
+                    .iter_mut()
+                    .zip(words.chunks_exact(8))
+                    .skip(block.word_index + 1)
+                {
+                    *slot |= u64::from_le_bytes(chunk.try_into().expect("8-byte word"));
+                }
+                self.state.cursor = block.last;
+                self.block = None;
+                continue;
+            }
+            if self.at >= self.bytes.len() {
+                return;
+            }
+            let Ok((instr, next)) = read_instr(self.bytes, self.at) else {
+                debug_assert!(false, "malformed instruction in a trusted Rhizome");
+                self.at = self.bytes.len();
+                return;
+            };
+            match instr {
+                Instr::Null => self.at = next,
+                Instr::Increment(n) => {
+                    self.at = next;
+                    self.run_left = n as u64;
+                }
+                Instr::Add(x) => {
+                    let id = if self.state.started {
+                        self.state.cursor.wrapping_add(x)
+                    } else {
+                        x
+                    };
+                    if id >> WINDOW_SHIFT != window {
+                        return;
+                    }
+                    let bit = id - base;
+                    out[(bit / WORD_BITS) as usize] |= 1 << (bit % WORD_BITS);
+                    self.at = next;
+                    self.state = CursorState {
+                        cursor: id,
+                        started: true,
+                    };
+                }
+                Instr::Bitmap {
+                    window: w,
+                    words_at,
+                } => {
+                    if w != window {
+                        return;
+                    }
+                    self.enter_block(w << WINDOW_SHIFT, words_at, next);
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for RhizomeIter<'_> {
+    type Item = RecordId;
+
+    #[inline]
+    fn next(&mut self) -> Option<RecordId> {
+        loop {
+            if self.run_left > 0 {
+                self.run_left -= 1;
+                self.state.cursor += 1;
+                return Some(self.state.cursor);
+            }
+            if let Some(block) = &mut self.block {
+                if block.word != 0 {
+                    let id = block.base
+                        + block.word_index as u64 * WORD_BITS
+                        + block.word.trailing_zeros() as u64;
+                    block.word &= block.word - 1;
+                    self.state.cursor = id;
+                    return Some(id);
+                }
+                block.word_index += 1;
+                if block.word_index == WINDOW_WORDS {
+                    self.state.cursor = block.last;
+                    self.block = None;
+                } else {
+                    block.word = block_word(self.bytes, block.words_at, block.word_index);
+                }
+                continue;
+            }
+            if self.at >= self.bytes.len() {
+                return None;
+            }
+            let Ok((instr, next)) = read_instr(self.bytes, self.at) else {
+                debug_assert!(false, "malformed instruction in a trusted Rhizome");
+                self.at = self.bytes.len();
+                return None;
+            };
+            match instr {
+                Instr::Null => self.at = next,
+                Instr::Increment(n) => {
+                    self.at = next;
+                    self.run_left = n as u64;
+                }
+                Instr::Add(x) => {
+                    self.at = next;
+                    let id = if self.state.started {
+                        self.state.cursor.wrapping_add(x)
+                    } else {
+                        x
+                    };
+                    self.state = CursorState {
+                        cursor: id,
+                        started: true,
+                    };
+                    return Some(id);
+                }
+                Instr::Bitmap { window, words_at } => {
+                    self.enter_block(window << WINDOW_SHIFT, words_at, next)
+                }
+            }
+        }
+    }
+}
