@@ -196,8 +196,7 @@ impl RhizomeArena {
         }
         let new_capacity = needed
             .max(capacity * 2)
-            .max(REGION_CAPACITY_MIN_BYTES)
-            .min(REGION_BYTES_MAX);
+            .clamp(REGION_CAPACITY_MIN_BYTES, REGION_BYTES_MAX);
         let (offset, len) = (meta.offset, meta.len as usize);
         if offset + capacity == self.bytes.len() {
             self.bytes.resize(offset + new_capacity, 0);

@@ -67,7 +67,7 @@ pub(crate) const NO_WINDOW: u32 = u32::MAX;
 
 const _: () = assert!(1u64 << WINDOW_SHIFT == WINDOW_IDS);
 const _: () = assert!(WINDOW_BITMAP_BYTES == 512);
-const _: () = assert!(7 * ADD_CODE_BYTES_MAX - 1 >= 64);
+const _: () = assert!(7 * ADD_CODE_BYTES_MAX > 64);
 
 /// Payload bits of an n-byte add code.
 const fn add_payload_bits(code_bytes: usize) -> u32 {

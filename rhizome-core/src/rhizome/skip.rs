@@ -58,7 +58,7 @@ impl SkipIndex {
             .entries
             .last()
             .is_none_or(|e| e.offset < offset && e.cursor < cursor));
-        if self.entries.len() % SKIP_UPPER_FANOUT == 0 {
+        if self.entries.len().is_multiple_of(SKIP_UPPER_FANOUT) {
             self.upper.push(cursor);
         }
         self.entries.push(SkipEntry {
