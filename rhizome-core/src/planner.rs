@@ -507,10 +507,54 @@ pub(crate) fn select(store: &ShardStore, expr: &Expr) -> Selection {
             let mut order: Vec<&Expr> = children.iter().collect();
             order.sort_by_key(|c| c.estimate(live));
             let mut selection = select(store, order[0]);
-            for child in &order[1..] {
+            // Leaves cheaper to probe than to materialise are checked together, in one pass
+            // over the candidates, after everything else has narrowed them.
+            let candidates = selection.count();
+            let (probed, others): (Vec<&Expr>, Vec<&Expr>) = order[1..].iter().partition(|child| {
+                matches!(child, Expr::Leaf(leaf) if candidates <= leaf.cardinality || leaf.symbols.len() > 64)
+            });
+            for child in others {
                 selection = restrict(store, selection, child);
             }
-            selection
+            let leaves: Vec<&Leaf> = probed
+                .iter()
+                .map(|child| match child {
+                    Expr::Leaf(leaf) => leaf,
+                    _ => unreachable!("partitioned on leaves"),
+                })
+                .collect();
+            restrict_probing(store, selection, &leaves)
+        }
+    }
+}
+
+/// Keep the candidates whose symbol satisfies every leaf, one record-column look-up each.
+fn restrict_probing(store: &ShardStore, selection: Selection, leaves: &[&Leaf]) -> Selection {
+    if leaves.is_empty() {
+        return selection;
+    }
+    let probes: Vec<(&crate::record_column::RecordColumn, &[bool])> = leaves
+        .iter()
+        .map(|l| (store.column(l.column).records(), l.mask.as_slice()))
+        .collect();
+    let keep = |id: RecordId| {
+        probes
+            .iter()
+            .all(|(records, mask)| mask[records.get(id as usize) as usize])
+    };
+    match selection {
+        Selection::Ids(mut ids) => {
+            ids.retain(|&id| keep(id));
+            Selection::Ids(ids)
+        }
+        Selection::Bitmap(bitmap) => {
+            let mut out = Bitmap::new(bitmap.universe());
+            bitmap.for_each(|id| {
+                if keep(id) {
+                    out.insert(id);
+                }
+            });
+            Selection::Bitmap(out)
         }
     }
 }
@@ -615,22 +659,51 @@ pub(crate) fn count(store: &ShardStore, expr: &Expr) -> u64 {
         Expr::All => store.live_count(),
         Expr::Nothing => 0,
         Expr::Leaf(leaf) => leaf.cardinality,
-        Expr::And(children)
-            if children
-                .iter()
-                .all(|c| matches!(c, Expr::Leaf(l) if l.symbols.len() == 1)) =>
-        {
-            let rhizomes: Vec<RhizomeRef<'_>> = children
+        Expr::And(children) if children.iter().all(|c| matches!(c, Expr::Leaf(_))) => {
+            let mut leaves: Vec<&Leaf> = children
                 .iter()
                 .map(|c| match c {
-                    Expr::Leaf(leaf) => store.column(leaf.column).rhizome(leaf.symbols[0]),
+                    Expr::Leaf(leaf) => leaf,
                     _ => unreachable!("checked by the guard"),
                 })
                 .collect();
-            kernels::intersect_count(&rhizomes)
+            leaves.sort_by_key(|l| l.cardinality);
+            let smallest = leaves[0];
+            if smallest.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) < store.record_count() {
+                // Walk the selective leaf and probe the record columns of the others: one
+                // table look-up per candidate and column, no id materialised.
+                count_probing(store, smallest, &leaves[1..])
+            } else if leaves.iter().all(|l| l.symbols.len() == 1) {
+                let rhizomes: Vec<RhizomeRef<'_>> = leaves
+                    .iter()
+                    .map(|l| store.column(l.column).rhizome(l.symbols[0]))
+                    .collect();
+                kernels::intersect_count(&rhizomes)
+            } else {
+                select(store, expr).count()
+            }
         }
         other => select(store, other).count(),
     }
+}
+
+/// |walk ∩ probes|: the Rhizomes of `walk`'s symbols are disjoint, so no merge is needed.
+fn count_probing(store: &ShardStore, walk: &Leaf, probes: &[&Leaf]) -> u64 {
+    let probes: Vec<(&crate::record_column::RecordColumn, &[bool])> = probes
+        .iter()
+        .map(|l| (store.column(l.column).records(), l.mask.as_slice()))
+        .collect();
+    let column = store.column(walk.column);
+    let mut count = 0u64;
+    for &symbol in &walk.symbols {
+        column.rhizome(symbol).for_each(|id| {
+            let id = id as usize;
+            count += probes
+                .iter()
+                .all(|(records, mask)| mask[records.get(id) as usize]) as u64;
+        });
+    }
+    count
 }
 
 /// Evaluate a shard query.

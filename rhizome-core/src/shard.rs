@@ -370,7 +370,7 @@ impl ShardStore {
             std::fs::create_dir_all(path.parent().expect("a column file has a directory"))
                 .map_err(|e| Error::io(&path, e))?;
             let mut writer = SegmentWriter::new(&path, "column");
-            for (name, bytes) in column.encode() {
+            for (name, bytes) in column.encode()? {
                 writer.add_block(name, bytes);
             }
             written += writer.finish()?;
@@ -474,7 +474,7 @@ impl ShardStore {
             let column = ColumnShard::decode(
                 def.data_type,
                 store.options.arena,
-                segment.block("dictionary")?,
+                &ColumnShard::dictionary_block(&segment)?,
                 segment.block("rhizomes")?,
                 record_count,
             )

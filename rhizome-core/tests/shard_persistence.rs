@@ -216,3 +216,39 @@ proptest! {
         prop_assert_eq!(answers(&reopened), answers(&store));
     }
 }
+
+/// A large text dictionary is stored compressed and reads back exactly.
+#[test]
+fn large_dictionaries_round_trip_compressed() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let options = StoreOptions::on_disk(dirs(root.path(), 1));
+    let mut store = ShardStore::new(schema(), options.clone());
+    let rows: Vec<Vec<Value>> = (0..20_000i64)
+        .map(|i| {
+            vec![
+                Value::Int(i),
+                Value::Text(format!("quickly regular packages sleep {i} furiously")),
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect();
+    store.insert_batch(&rows).expect("insert");
+    store.save().expect("save");
+    let segment =
+        rhizome_core::segment::Segment::open(&options.data_dirs[0].join("column-0001.seg"))
+            .expect("open");
+    assert!(
+        segment.block_names().any(|n| n == "dictionary.zst"),
+        "the text dictionary is compressed"
+    );
+    let on_disk = std::fs::metadata(segment.path()).expect("metadata").len();
+    assert!(
+        on_disk < 20_000 * 20,
+        "compressed: {on_disk} bytes for 20,000 texts of ~45 bytes"
+    );
+    let reopened = ShardStore::open(options).expect("open");
+    assert_eq!(reopened.digest(), store.digest());
+    let ids: Vec<u64> = (0..20_000).collect();
+    assert_eq!(reopened.read(&ids, &[1]), store.read(&ids, &[1]));
+}

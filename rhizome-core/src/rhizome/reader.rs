@@ -190,6 +190,39 @@ impl<'a> RhizomeRef<'a> {
         let mut at = 0usize;
         let mut cursor: RecordId = 0;
         while at < bytes.len() {
+            // Fast paths for the common codes (increments and 1- to 3-byte adds); the escape
+            // `C0 00` and longer codes go through the full decoder.
+            let first = bytes[at];
+            if first != 0 && first < 0x80 {
+                visitor.run(cursor + 1, first as u64);
+                cursor += first as u64;
+                at += 1;
+                continue;
+            }
+            if (0x80..0xC0).contains(&first) {
+                cursor += (first & 0x3F) as u64;
+                visitor.id(cursor);
+                at += 1;
+                continue;
+            }
+            if first < 0xE0
+                && first >= 0xC0
+                && at + 1 < bytes.len()
+                && (first != 0xC0 || bytes[at + 1] != 0)
+            {
+                cursor += ((first & 0x1F) as u64) << 8 | bytes[at + 1] as u64;
+                visitor.id(cursor);
+                at += 2;
+                continue;
+            }
+            if (0xE0..0xF0).contains(&first) && at + 2 < bytes.len() {
+                cursor += ((first & 0x0F) as u64) << 16
+                    | (bytes[at + 1] as u64) << 8
+                    | bytes[at + 2] as u64;
+                visitor.id(cursor);
+                at += 3;
+                continue;
+            }
             let Ok((instr, next)) = read_instr(bytes, at) else {
                 debug_assert!(false, "malformed instruction in a trusted Rhizome");
                 return;
