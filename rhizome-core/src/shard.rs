@@ -344,8 +344,21 @@ impl ShardStore {
             hash.write(&id.to_le_bytes());
         }
         for column in &self.columns {
+            let dictionary = column.dictionary();
             for id in (0..self.record_count()).filter(|&id| !self.is_deleted(id)) {
-                hash.write(format!("{:?}", column.value(id)).as_bytes());
+                let symbol = column.records().get(id as usize);
+                match (symbol, dictionary.key(symbol)) {
+                    (crate::dictionary::NULL_SYMBOL, _) => hash.write(&[0]),
+                    (_, crate::dictionary::KeyRef::Fixed(key)) => {
+                        hash.write(&[1]);
+                        hash.write(&key.to_le_bytes());
+                    }
+                    (_, crate::dictionary::KeyRef::Text(text)) => {
+                        hash.write(&[2]);
+                        hash.write(&(text.len() as u64).to_le_bytes());
+                        hash.write(text);
+                    }
+                }
             }
         }
         hash.finish()
