@@ -5,9 +5,13 @@
 //! `cargo bench -p rhizome-core --bench lineitem` runs scale factor 1; set
 //! `RHIZOME_BENCH_SF=0.1` for a quick run. Latencies are the median of
 //! `RHIZOME_BENCH_RUNS` (default 15) runs after one warm-up, and are printed beside the goals
-//! of the storage-engine issue and as ratios to DuckDB's times on this machine size.
+//! of the storage-engine issue and as ratios to DuckDB's reference times on this machine
+//! size. With `RHIZOME_BENCH_CSV=path` the generated rows are also written there as CSV, and
+//! `RHIZOME_BENCH_DUCKDB_MS=a,b,c,d,e,f` replaces the reference times by ones measured in the
+//! same run (`ops/bench/lineitem-vs-duckdb.sh` does both).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use rhizome_core::query::{Aggregate, CompareOp, Condition, OrderBy, ShardQuery};
@@ -251,6 +255,12 @@ fn main() {
     let mut generate_time = Duration::ZERO;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut rows = 0u64;
+    let mut csv = std::env::var("RHIZOME_BENCH_CSV").ok().map(|path| {
+        let file = std::fs::File::create(&path).expect("the CSV file can be created");
+        let mut out = std::io::BufWriter::new(file);
+        writeln!(out, "{}", tpchgen::csv::LineItemCsv::header()).expect("write the CSV header");
+        out
+    });
     let mut generated = LineItemGenerator::new(scale_factor, 1, 1)
         .into_iter()
         .peekable();
@@ -258,6 +268,10 @@ fn main() {
         let start = Instant::now();
         batch.clear();
         for l in generated.by_ref().take(BATCH_ROWS) {
+            if let Some(out) = csv.as_mut() {
+                writeln!(out, "{}", tpchgen::csv::LineItemCsv::new(l.clone()))
+                    .expect("write a CSV row");
+            }
             batch.push(vec![
                 Value::Int(l.l_orderkey),
                 Value::Int(l.l_partkey),
@@ -352,11 +366,34 @@ fn main() {
     decode("l_returnflag", text("R"), "dense (25%)");
 
     // ---- queries ------------------------------------------------------------------------
+    if let Some(mut out) = csv.take() {
+        out.flush().expect("flush the CSV file");
+    }
+    let duckdb_measured: Option<Vec<f64>> =
+        std::env::var("RHIZOME_BENCH_DUCKDB_MS").ok().map(|list| {
+            list.split(',')
+                .map(|ms| ms.trim().parse().expect("milliseconds"))
+                .collect()
+        });
     let expected = expected(scale_factor);
-    println!("\nquery   median      min   goal(SF1)  vs DuckDB(SF1)  result");
+    println!(
+        "\nquery   median      min   goal(SF1)  vs DuckDB ({})  result",
+        if duckdb_measured.is_some() {
+            "measured in this run"
+        } else {
+            "reference at SF1"
+        }
+    );
     let mut failures = 0;
-    for ((name, query, order_by), (_, duckdb_ms, goal_ms)) in queries().into_iter().zip(REFERENCES)
+    // RHIZOME_BENCH_ONLY=P3 times one query (for profiling).
+    let only = std::env::var("RHIZOME_BENCH_ONLY").ok();
+    for (index, ((name, query, order_by), (_, reference_ms, goal_ms))) in
+        queries().into_iter().zip(REFERENCES).enumerate()
     {
+        let duckdb_ms = duckdb_measured.as_ref().map_or(reference_ms, |m| m[index]);
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         let answer = |store: &ShardStore| {
             let partial = store.query(&query).expect("query runs");
             let mut result = partial.finish(&query, &schema).expect("finish");
