@@ -55,6 +55,15 @@ impl Window<'_> {
         }
     }
 
+    /// `out[i] += symbol × stride` for the i-th record of the window.
+    #[inline]
+    fn accumulate(&self, records: &RecordColumn, stride: u32, out: &mut [u32]) {
+        match self {
+            Window::Range { start, .. } => records.accumulate_range(*start, stride, out),
+            Window::Ids(ids) => records.accumulate_ids(ids, stride, out),
+        }
+    }
+
     #[inline]
     fn gather(&self, records: &RecordColumn, out: &mut Vec<Symbol>) {
         match self {
@@ -325,35 +334,47 @@ pub(crate) fn aggregate(
     let discard = dense_slots.unwrap_or(0);
     cube.counts = vec![0; slots_with_discard * cube.block];
     let mut cube_index: Vec<u32> = Vec::with_capacity(WINDOW_IDS);
+    let has_row_accumulators = sources.iter().any(|s| matches!(s, Source::Rows { .. }));
     let mut slot_of: Vec<u32> = Vec::with_capacity(WINDOW_IDS);
     let mut symbols: Vec<Symbol> = Vec::with_capacity(WINDOW_IDS);
     let mut tuple_symbols: Vec<Vec<Symbol>> =
         vec![Vec::with_capacity(WINDOW_IDS); group_columns.len()];
 
     for_each_window(selection, dense_slots.is_some(), |window| {
-        // 1. The group slot of every record of the window.
-        slot_of.clear();
+        // 1. The cube index of every record of the window: dense group slots and counted
+        // symbols in one accumulation per column, straight from the record columns.
         match &mut grouping {
             Grouping::Dense { strides, .. } => {
-                slot_of.resize(window.len(), 0);
+                cube_index.clear();
+                cube_index.resize(window.len(), 0);
+                let block = cube.block as u64;
                 for (&c, &stride) in group_columns.iter().zip(strides.iter()) {
-                    window.gather(store.column(c).records(), &mut symbols);
-                    let stride = stride as u32;
-                    for (slot, &s) in slot_of.iter_mut().zip(&symbols) {
-                        *slot += s * stride;
-                    }
+                    window.accumulate(
+                        store.column(c).records(),
+                        (stride * block) as u32,
+                        &mut cube_index,
+                    );
+                }
+                for (&c, &stride) in cube.columns.iter().zip(&cube.strides) {
+                    window.accumulate(store.column(c).records(), stride as u32, &mut cube_index);
                 }
                 if let Window::Range {
                     mask: Some(mask), ..
                 } = window
                 {
-                    for (i, slot) in slot_of.iter_mut().enumerate() {
+                    let discarded = (discard * cube.block) as u32;
+                    for (i, index) in cube_index.iter_mut().enumerate() {
                         let selected = (mask[i / 64] >> (i % 64)) & 1 == 1;
-                        *slot = if selected { *slot } else { discard as u32 };
+                        *index = if selected { *index } else { discarded };
                     }
+                }
+                if has_row_accumulators {
+                    slot_of.clear();
+                    slot_of.extend(cube_index.iter().map(|&index| index / cube.block as u32));
                 }
             }
             Grouping::Hashed { slots, tuples } => {
+                slot_of.clear();
                 for (k, &c) in group_columns.iter().enumerate() {
                     window.gather(store.column(c).records(), &mut tuple_symbols[k]);
                 }
@@ -380,18 +401,12 @@ pub(crate) fn aggregate(
                         }
                     }
                 }
+                // Hashed grouping counts no column (block = 1): the index is the slot.
+                cube_index.clear();
+                cube_index.extend_from_slice(&slot_of);
             }
         }
         // 2. The count cube: one increment per record.
-        cube_index.clear();
-        cube_index.extend(slot_of.iter().map(|&slot| slot * cube.block as u32));
-        for (&c, &stride) in cube.columns.iter().zip(&cube.strides) {
-            window.gather(store.column(c).records(), &mut symbols);
-            let stride = stride as u32;
-            for (index, &s) in cube_index.iter_mut().zip(&symbols) {
-                *index += s * stride;
-            }
-        }
         for &index in &cube_index {
             cube.counts[index as usize] += 1;
         }

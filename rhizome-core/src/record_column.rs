@@ -102,6 +102,45 @@ impl RecordColumn {
         }
     }
 
+    /// `out[i] += symbol(start + i) * stride` for the consecutive ids `start..start + out.len()`.
+    #[inline]
+    pub fn accumulate_range(&self, start: usize, stride: u32, out: &mut [u32]) {
+        let end = start + out.len();
+        match self {
+            RecordColumn::U8(v) => out
+                .iter_mut()
+                .zip(&v[start..end])
+                .for_each(|(o, &s)| *o += s as u32 * stride),
+            RecordColumn::U16(v) => out
+                .iter_mut()
+                .zip(&v[start..end])
+                .for_each(|(o, &s)| *o += s as u32 * stride),
+            RecordColumn::U32(v) => out
+                .iter_mut()
+                .zip(&v[start..end])
+                .for_each(|(o, &s)| *o += s * stride),
+        }
+    }
+
+    /// `out[i] += symbol(ids[i]) * stride`.
+    #[inline]
+    pub fn accumulate_ids(&self, ids: &[u64], stride: u32, out: &mut [u32]) {
+        match self {
+            RecordColumn::U8(v) => out
+                .iter_mut()
+                .zip(ids)
+                .for_each(|(o, &i)| *o += v[i as usize] as u32 * stride),
+            RecordColumn::U16(v) => out
+                .iter_mut()
+                .zip(ids)
+                .for_each(|(o, &i)| *o += v[i as usize] as u32 * stride),
+            RecordColumn::U32(v) => out
+                .iter_mut()
+                .zip(ids)
+                .for_each(|(o, &i)| *o += v[i as usize] * stride),
+        }
+    }
+
     /// Write the symbols of `ids` into `out` (cleared first), one per id.
     #[inline]
     pub fn gather(&self, ids: &[u64], out: &mut Vec<Symbol>) {
