@@ -96,9 +96,11 @@ fn for_each_window(selection: &Selection, masked: bool, mut f: impl FnMut(Window
                     }
                     let selected: u32 = words.iter().map(|w| w.count_ones()).sum();
                     if masked && selected as usize >= WINDOW_IDS / 2 {
+                        // The last window may reach past the last record (its bits are 0).
+                        let end = (base + WINDOW_IDS).min(bitmap.universe() as usize);
                         f(Window::Range {
                             start: base,
-                            end: base + WINDOW_IDS,
+                            end,
                             mask: Some(words),
                         });
                         continue;

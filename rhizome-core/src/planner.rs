@@ -381,6 +381,11 @@ fn bound_for(data_type: DataType, column: &str, literal: &Value) -> Result<(Opti
     if literal.is_null() {
         return Ok((None, true));
     }
+    // Text compares as text whatever its length: a literal longer than VARCHAR(n) is a valid
+    // bound (and equal to no value), not an error.
+    if let (DataType::Text { .. }, Value::Text(_)) = (data_type, literal) {
+        return Ok((Some(literal.clone()), true));
+    }
     let numeric_literal = match literal {
         Value::Int(v) => Some((*v as i128, 0u32)),
         Value::Decimal { units, scale } => Some((*units as i128, *scale as u32)),
@@ -464,6 +469,74 @@ fn compare_symbols(
         false_is_known: true,
         matches_null: false,
     })
+}
+
+/// A readable plan of a shard query on this shard: the condition tree after lowering, with
+/// every leaf's column, number of matching values (Rhizomes) and records, and the strategy
+/// each AND will use.
+pub(crate) fn explain(store: &ShardStore, query: &ShardQuery) -> Result<Vec<String>> {
+    let expr = plan(store, &query.filter)?;
+    let mut lines = Vec::new();
+    describe(store, &expr, 0, &mut lines);
+    let count_only =
+        query.group_by.is_empty() && query.aggregates.iter().all(|a| *a == Aggregate::CountStar);
+    lines.push(format!(
+        "aggregate: {} over ~{} records{}",
+        if count_only {
+            "count only"
+        } else {
+            "grouped on symbols"
+        },
+        expr.estimate(store.live_count()),
+        if query.group_by.is_empty() {
+            String::new()
+        } else {
+            format!(", group by {}", query.group_by.join(", "))
+        }
+    ));
+    Ok(lines)
+}
+
+fn describe(store: &ShardStore, expr: &Expr, depth: usize, lines: &mut Vec<String>) {
+    let indent = "  ".repeat(depth);
+    let live = store.live_count();
+    match expr {
+        Expr::All => lines.push(format!("{indent}all {live} live records")),
+        Expr::Nothing => lines.push(format!("{indent}nothing (no value matches)")),
+        Expr::Leaf(leaf) => {
+            let name = &store.schema().columns[leaf.column].name;
+            let how =
+                if leaf.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) < store.record_count() {
+                    "walk Rhizomes"
+                } else if leaf.cardinality > live / 2 {
+                    "bitmap of the complement"
+                } else {
+                    "bitmap union"
+                };
+            lines.push(format!(
+                "{indent}{name}: {} value(s), {} records ({how})",
+                leaf.symbols.len(),
+                leaf.cardinality
+            ));
+        }
+        Expr::And(children) => {
+            lines.push(format!(
+                "{indent}AND (smallest first; probe record columns where cheaper), ~{} records",
+                expr.estimate(live)
+            ));
+            let mut order: Vec<&Expr> = children.iter().collect();
+            order.sort_by_key(|c| c.estimate(live));
+            order
+                .into_iter()
+                .for_each(|c| describe(store, c, depth + 1, lines));
+        }
+        Expr::Or(children) => {
+            lines.push(format!("{indent}OR, ~{} records", expr.estimate(live)));
+            children
+                .iter()
+                .for_each(|c| describe(store, c, depth + 1, lines));
+        }
+    }
 }
 
 /// Plan a condition: lower it and merge leaves.

@@ -318,6 +318,12 @@ impl ShardStore {
         planner::execute(self, query)
     }
 
+    /// The plan this shard would follow for a query, one line per step, with estimated
+    /// sizes (exact per-leaf record counts from the Rhizome cardinalities).
+    pub fn explain(&self, query: &ShardQuery) -> Result<Vec<String>> {
+        planner::explain(self, query)
+    }
+
     /// Compact Rhizomes past their hole ratio.
     pub fn compact(&mut self) {
         self.columns.iter_mut().for_each(ColumnShard::compact);

@@ -528,9 +528,16 @@ proptest! {
 /// aggregated, equal the naive model — a fixed case so the windowed paths always run.
 #[test]
 fn windowed_aggregation_matches_a_table_scan() {
+    // 3,013 records: the last window of 16 bitmap words reaches past the last record.
+    for record_count in [10_000i64, 3_013] {
+        windowed_aggregation_case(record_count);
+    }
+}
+
+fn windowed_aggregation_case(record_count: i64) {
     let schema = schema();
     let mut store = ShardStore::new(schema.clone(), StoreOptions::in_memory());
-    let rows: Vec<Vec<Value>> = (0..10_000i64)
+    let rows: Vec<Vec<Value>> = (0..record_count)
         .map(|k| {
             vec![
                 if k % 97 == 0 {
@@ -584,4 +591,76 @@ fn windowed_aggregation_matches_a_table_scan() {
             assert_same(&result, model_query(&model, &query), &query);
         }
     }
+}
+
+/// A text literal longer than the column's VARCHAR(n) is a valid bound: equal to nothing,
+/// and ordered as text.
+#[test]
+fn long_text_literals_compare_as_text() {
+    let schema = schema();
+    let mut store = ShardStore::new(schema.clone(), StoreOptions::in_memory());
+    let rows: Vec<Vec<Value>> = ["a", "ab", "zz"]
+        .iter()
+        .map(|t| {
+            vec![
+                Value::Null,
+                Value::Text(t.to_string()),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect();
+    store.insert_batch(&rows).expect("valid");
+    let long = Value::Text("abcdefghijklmnopqrstuvwxyz".into());
+    let count = |op| {
+        let query = ShardQuery {
+            filter: Condition::compare("t", op, long.clone()),
+            group_by: vec![],
+            aggregates: vec![Aggregate::CountStar],
+        };
+        store
+            .query(&query)
+            .expect("query")
+            .finish(&query, &schema)
+            .expect("finish")
+            .rows[0][0]
+            .clone()
+    };
+    assert_eq!(count(CompareOp::Eq), Value::Int(0));
+    assert_eq!(count(CompareOp::Lt), Value::Int(2));
+    assert_eq!(count(CompareOp::Gt), Value::Int(1));
+}
+
+/// EXPLAIN names every leaf with its exact record count.
+#[test]
+fn explain_reports_leaves_and_their_sizes() {
+    let schema = schema();
+    let mut store = ShardStore::new(schema, StoreOptions::in_memory());
+    let rows: Vec<Vec<Value>> = (0..100i64)
+        .map(|k| {
+            vec![
+                Value::Int(k % 4),
+                Value::Text("x".into()),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Boolean(k % 2 == 0),
+            ]
+        })
+        .collect();
+    store.insert_batch(&rows).expect("valid");
+    let query = ShardQuery {
+        filter: Condition::And(vec![
+            Condition::eq("i", Value::Int(1)),
+            Condition::eq("b", Value::Boolean(true)),
+        ]),
+        group_by: vec![],
+        aggregates: vec![Aggregate::CountStar],
+    };
+    let plan = store.explain(&query).expect("explain").join("\n");
+    assert!(plan.contains("i: 1 value(s), 25 records"), "{plan}");
+    assert!(plan.contains("b: 1 value(s), 50 records"), "{plan}");
+    assert!(plan.starts_with("AND"), "{plan}");
 }
