@@ -103,6 +103,8 @@ impl Client {
         let addresses: Vec<String> = self.nodes.values().cloned().collect();
         let mut next_candidate = 0usize;
         let mut last_error = None;
+        // Consecutive "not hosted here" answers: once every node said so, the shard is unknown.
+        let mut not_found = 0usize;
         while Instant::now() < deadline {
             let cached = self
                 .leaders
@@ -145,12 +147,19 @@ impl Client {
                             drop(leaders);
                             tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
                         }
-                        // A shard not (yet) hosted on a node we guessed: try another.
+                        // A shard not hosted on a node we guessed: try another, until all said so.
                         Error::NotFound(_) if !leaders.contains_key(key) => {
                             drop(leaders);
+                            not_found += 1;
+                            if not_found >= addresses.len() {
+                                return Err(error);
+                            }
+                            last_error = Some(error);
+                            continue;
                         }
                         _ => return Err(error),
                     }
+                    not_found = 0;
                     last_error = Some(error);
                 }
             }

@@ -651,3 +651,67 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
 pub fn group_dirs(spindles: &[PathBuf], group_dir_name: &str) -> GroupDirs {
     GroupDirs::new(spindles, group_dir_name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(client: u64, sequence: u64) -> BatchId {
+        BatchId { client, sequence }
+    }
+
+    #[test]
+    fn batch_ids_answer_duplicates_remember_a_window_and_evict_the_oldest_client() {
+        // Proves: a remembered batch is a duplicate with its first outcome; batches may arrive
+        // out of order within the window; one older than a full window is stale; past
+        // CLIENTS_MAX clients the least recently written is forgotten.
+        let mut batches = AppliedBatches::default();
+        let written = Written {
+            first_id: 10,
+            count: 5,
+        };
+        batches.record(batch(1, 5), written, 1);
+        assert!(matches!(batches.check(batch(1, 5)), Seen::Duplicate(w) if w == written));
+        assert!(matches!(batches.check(batch(1, 4)), Seen::New));
+        for s in 6..6 + SEQUENCES_PER_CLIENT_MAX as u64 {
+            batches.record(batch(1, s), written, s);
+        }
+        assert!(matches!(batches.check(batch(1, 5)), Seen::Stale));
+        assert!(matches!(
+            batches.check(batch(1, 5 + SEQUENCES_PER_CLIENT_MAX as u64)),
+            Seen::Duplicate(_)
+        ));
+        for c in 2..=CLIENTS_MAX as u64 {
+            batches.record(batch(c, 1), written, 1_000 + c);
+        }
+        assert_eq!(batches.clients.len(), CLIENTS_MAX);
+        batches.record(batch(99_999, 1), written, 1_000_000);
+        assert_eq!(batches.clients.len(), CLIENTS_MAX);
+        assert!(
+            !batches.clients.contains_key(&1),
+            "client 1 wrote least recently"
+        );
+    }
+
+    #[test]
+    fn snapshot_archives_round_trip_and_reject_damage() {
+        // Proves: an archive decodes to the files it was made of, and a flipped data byte, a
+        // cut-short archive and a path in a file name are errors, not panics.
+        let files = vec![
+            ("MANIFEST".to_string(), vec![1, 2, 3]),
+            ("column-0000.seg".to_string(), vec![9; 1000]),
+        ];
+        let bytes = archive::encode(&files);
+        let decoded = archive::decode(&bytes).expect("decodes");
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[1].0, "column-0000.seg");
+        assert_eq!(decoded[1].1, &files[1].1[..]);
+        let mut flipped = bytes.clone();
+        let inside_data = bytes.len() - 10;
+        flipped[inside_data] ^= 1;
+        assert!(archive::decode(&flipped).is_err());
+        assert!(archive::decode(&bytes[..bytes.len() - 1]).is_err());
+        let evil = archive::encode(&[("../x".to_string(), vec![])]);
+        assert!(archive::decode(&evil).is_err());
+    }
+}
