@@ -1,0 +1,3 @@
+//! The `rhizome` binary (subcommands come with the endpoints).
+
+fn main() {}
