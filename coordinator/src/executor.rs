@@ -33,6 +33,9 @@ use crate::plan::{
 };
 use crate::statement::{Select, Statement};
 
+/// One shard's part of an insert: its batch id and rows.
+type ShardBatch = (BatchId, Vec<Vec<Value>>);
+
 /// Times a write batch is sent before its shard's failure fails the statement.
 const WRITE_ATTEMPTS_MAX: u32 = 3;
 
@@ -331,7 +334,7 @@ impl Executor {
             };
             batches[shard as usize].push(row);
         }
-        let sends: Vec<(u32, (BatchId, Vec<Vec<Value>>))> = batches
+        let sends: Vec<(u32, ShardBatch)> = batches
             .into_iter()
             .enumerate()
             .filter(|(_, rows)| !rows.is_empty())

@@ -15,14 +15,18 @@
 //! | [`local`] | `LocalCluster`: in-memory shard stores in one process |
 //! | [`executor`] | runs statements: write routing, scatter/gather, merge, EXPLAIN |
 //! | [`metrics`] | statement, error and latency counters (Prometheus text) |
+//! | [`http`] | the HTTP endpoint: `POST /v1/sql`, `/health`, `/ready`, `/metrics` |
+//! | [`pg`] | the PostgreSQL wire protocol endpoint |
 
 pub mod cluster;
 pub mod error;
 pub mod executor;
+pub mod http;
 pub mod limits;
 pub mod local;
 pub mod metrics;
 pub mod parse;
+pub mod pg;
 pub mod plan;
 pub mod statement;
 pub mod status;

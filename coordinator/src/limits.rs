@@ -4,6 +4,9 @@
 /// Largest statement text accepted, in bytes (HTTP bodies and pg queries alike). An INSERT of
 /// 1000 TPC-H rows is about 200 kB.
 pub const STATEMENT_BYTES_MAX: usize = 4 << 20;
+/// Bytes of an oversized HTTP body read (and dropped) before answering 413, so a client that
+/// is still sending sees the answer; past this the connection is closed.
+pub const OVERSIZED_BODY_DRAIN_BYTES_MAX: usize = 4 * STATEMENT_BYTES_MAX;
 /// Most values in one IN list.
 pub const IN_LIST_VALUES_MAX: usize = 10_000;
 /// Deepest nesting of parentheses and expressions in one statement.

@@ -944,12 +944,20 @@ pub fn evaluate(predicate: &Predicate<usize>, row: &[Value]) -> Option<bool> {
             _ => None,
         },
         Predicate::IsNull { operand } => Some(cell(operand).is_null()),
-        Predicate::And(children) => children
-            .iter()
-            .fold(Some(true), |acc, c| and3(acc, evaluate(c, row))),
-        Predicate::Or(children) => children
-            .iter()
-            .fold(Some(false), |acc, c| or3(acc, evaluate(c, row))),
+        Predicate::And(children) => {
+            let mut answer = Some(true);
+            for child in children {
+                answer = and3(answer, evaluate(child, row));
+            }
+            answer
+        }
+        Predicate::Or(children) => {
+            let mut answer = Some(false);
+            for child in children {
+                answer = or3(answer, evaluate(child, row));
+            }
+            answer
+        }
         Predicate::Not(inner) => evaluate(inner, row).map(|b| !b),
     }
 }
