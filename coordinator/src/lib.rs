@@ -17,6 +17,7 @@
 //! | [`metrics`] | statement, error and latency counters (Prometheus text) |
 //! | [`http`] | the HTTP endpoint: `POST /v1/sql`, `/health`, `/ready`, `/metrics` |
 //! | [`pg`] | the PostgreSQL wire protocol endpoint |
+//! | [`sample`] | TPC-H `lineitem`: DDL, public queries, generated INSERTs |
 
 pub mod cluster;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod parse;
 pub mod pg;
 pub mod plan;
+pub mod sample;
 pub mod statement;
 pub mod status;
 
