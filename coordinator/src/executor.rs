@@ -29,7 +29,8 @@ use crate::metrics::Metrics;
 use crate::parse::parse;
 use crate::plan::{
     evaluate, plan_condition, plan_create_table, plan_insert, plan_select, plan_update, read_limit,
-    render_aggregate, render_condition, store_value, AggregatePlan, ReadPlan, SelectPlan,
+    render_aggregate, render_condition, render_predicate, store_value, AggregatePlan, ReadPlan,
+    SelectPlan,
 };
 use crate::statement::{Select, Statement};
 
@@ -509,7 +510,14 @@ impl Executor {
                         .into(),
                 );
                 if let Some(having) = &p.having {
-                    lines.push(format!("  Having: {having:?}"));
+                    let names: Vec<String> = p
+                        .query
+                        .group_by
+                        .iter()
+                        .cloned()
+                        .chain(p.query.aggregates.iter().map(render_aggregate))
+                        .collect();
+                    lines.push(format!("  Having: {}", render_predicate(having, &names)));
                 }
             }
             SelectPlan::Read(p) => {

@@ -18,8 +18,9 @@ pub const OPERATORS_MAX: usize = 1_024;
 pub const ROWS_PER_INSERT_MAX: usize = 100_000;
 /// Most rows one UPDATE may rewrite (they are read, then deleted and inserted again).
 pub const ROWS_PER_UPDATE_MAX: usize = 100_000;
-/// Most rows in one answer (a record read without LIMIT, or many groups).
-pub const RESULT_ROWS_MAX: usize = 1_000_000;
+/// Most rows in one answer (a record read without LIMIT, or many groups); each shard of a
+/// record read returns at most one more than this.
+pub const RESULT_ROWS_MAX: usize = 100_000;
 /// Longest text literal, in bytes.
 pub const TEXT_LITERAL_BYTES_MAX: usize = 64 << 10;
 /// Most columns in one table.

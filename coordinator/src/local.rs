@@ -3,11 +3,12 @@
 //! nodes. Replicas are recorded but not kept (one copy per shard); nothing is persisted.
 //!
 //! Shard work runs on tokio's blocking pool, so a scatter over N shards uses the cores.
-//! Tests can make a shard fail ([`LocalCluster::set_shard_failing`]) to check that a query
-//! fails whole, naming the shard.
+//! Tests can make a shard fail ([`LocalCluster::set_shard_failing`]) or answer late
+//! ([`LocalCluster::set_shard_delay`]) to check that a query fails whole, naming the shard.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -29,6 +30,8 @@ pub struct LocalCluster {
     tables: RwLock<BTreeMap<String, Arc<LocalTable>>>,
     /// Shards that answer every call with `Unavailable` (fault injection for tests).
     failing: Mutex<HashSet<(String, u32)>>,
+    /// Shards that answer every call this late (fault injection for tests).
+    delays: Mutex<HashMap<(String, u32), Duration>>,
 }
 
 #[derive(Debug)]
@@ -63,6 +66,16 @@ impl LocalCluster {
             set.insert((table.to_string(), shard));
         } else {
             set.remove(&(table.to_string(), shard));
+        }
+    }
+
+    /// Make one shard answer every call after `delay` (zero: at once).
+    pub fn set_shard_delay(&self, table: &str, shard: u32, delay: Duration) {
+        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        if delay.is_zero() {
+            delays.remove(&(table.to_string(), shard));
+        } else {
+            delays.insert((table.to_string(), shard), delay);
         }
     }
 
@@ -102,6 +115,15 @@ impl LocalCluster {
         T: Send + 'static,
         F: FnOnce(&LocalShard) -> rhizome_core::Result<T> + Send + 'static,
     {
+        let delay = self
+            .delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(table.to_string(), shard))
+            .copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let local = self.shard(table, shard)?;
         let shard_ref = ShardRef {
             table: table.to_string(),

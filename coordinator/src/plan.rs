@@ -1039,6 +1039,66 @@ pub fn render_condition(condition: &Condition) -> String {
     }
 }
 
+/// A HAVING predicate as SQL text, its operands named by `names` (full-row order).
+pub fn render_predicate(predicate: &Predicate<usize>, names: &[String]) -> String {
+    let name = |i: &usize| {
+        names
+            .get(*i)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", i + 1))
+    };
+    let compare = |op: &CompareOp| match op {
+        CompareOp::Eq => "=",
+        CompareOp::NotEq => "<>",
+        CompareOp::Lt => "<",
+        CompareOp::LtEq => "<=",
+        CompareOp::Gt => ">",
+        CompareOp::GtEq => ">=",
+    };
+    let join = |children: &[Predicate<usize>], word: &str| {
+        children
+            .iter()
+            .map(|c| format!("({})", render_predicate(c, names)))
+            .collect::<Vec<_>>()
+            .join(word)
+    };
+    match predicate {
+        Predicate::Constant(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Predicate::Compare { operand, op, value } => {
+            format!(
+                "{} {} {}",
+                name(operand),
+                compare(op),
+                render_literal(value)
+            )
+        }
+        Predicate::Between { operand, low, high } => format!(
+            "{} BETWEEN {} AND {}",
+            name(operand),
+            render_literal(low),
+            render_literal(high)
+        ),
+        Predicate::In { operand, values } => format!(
+            "{} IN ({})",
+            name(operand),
+            values
+                .iter()
+                .map(render_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Predicate::Like { operand, pattern } => format!(
+            "{} LIKE {}",
+            name(operand),
+            render_literal(&Value::Text(pattern.clone()))
+        ),
+        Predicate::IsNull { operand } => format!("{} IS NULL", name(operand)),
+        Predicate::And(children) => join(children, " AND "),
+        Predicate::Or(children) => join(children, " OR "),
+        Predicate::Not(inner) => format!("NOT ({})", render_predicate(inner, names)),
+    }
+}
+
 /// An aggregate as SQL text, for EXPLAIN.
 pub fn render_aggregate(aggregate: &Aggregate) -> String {
     match aggregate {

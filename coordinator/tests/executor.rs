@@ -144,7 +144,7 @@ async fn explain_shows_the_shard_query_merge_and_estimates() {
         "group by: v",
         "aggregates: COUNT(*)",
         "Merge: partials exactly",
-        "Having:",
+        "Having: COUNT(*) > 1",
         "Order by: #2 DESC",
         "Limit: 1",
         "shard 0:",
@@ -181,4 +181,42 @@ async fn describe_gives_names_and_types_without_running() {
             DataType::Double
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_shard_times_out_naming_it() {
+    // Proves the per-shard deadline: a shard slower than it fails the query as a timeout
+    // (HTTP 504, SQLSTATE 57014) naming the shard, and the next query is answered in full.
+    let cluster = Arc::new(LocalCluster::new());
+    let executor = Executor::new(
+        cluster.clone(),
+        ExecutorOptions {
+            shard_timeout_ms: 100,
+        },
+    );
+    executor
+        .execute("CREATE TABLE t (id BIGINT) WITH (shards = 3)")
+        .await
+        .expect("create");
+    executor
+        .execute("INSERT INTO t VALUES (1), (2), (3)")
+        .await
+        .expect("insert");
+    cluster.set_shard_delay("t", 1, std::time::Duration::from_millis(2_000));
+    let started = std::time::Instant::now();
+    let error = executor
+        .execute("SELECT COUNT(*) FROM t")
+        .await
+        .expect_err("timeout");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1_500));
+    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    assert!(error.to_string().contains("t shard 1"), "{error}");
+    let status = rhizome_coordinator::status::status_of(&error);
+    assert_eq!((status.http, status.sqlstate), (504, "57014"));
+    cluster.set_shard_delay("t", 1, std::time::Duration::ZERO);
+    let output = executor
+        .execute("SELECT COUNT(*) FROM t")
+        .await
+        .expect("count");
+    assert_eq!(output.rows, vec![vec![Value::Int(3)]]);
 }
