@@ -6,7 +6,9 @@
 //!   VARCHAR, BOOLEAN → BOOL, in text or binary format as the client asks.
 //! * Errors carry the SQLSTATE of [`crate::status`].
 //! * Extended query: a statement is parsed and planned at Parse (so Describe knows its
-//!   columns) and run at Execute. Parameters (`$1`) are not part of SQL-lite yet.
+//!   columns and parameter types) and run at Execute. Parameters (`$1`) take the client's
+//!   declared type, else the type of the column they stand against; they are substituted as
+//!   literals (see [`crate::params`]).
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
@@ -36,6 +38,7 @@ use rhizome_core::value::{DataType, Value};
 
 use crate::error::Error;
 use crate::executor::{Executor, Output};
+use crate::params;
 use crate::status::status_of;
 
 /// Most PostgreSQL connections served at once; more are closed on accept.
@@ -212,11 +215,78 @@ fn response(output: Output, format: Option<&Format>) -> PgWireResult<Response> {
     Ok(Response::Query(query))
 }
 
-/// A statement parsed at Parse time: its text and result columns.
+/// A statement parsed at Parse time: its text, result columns, and the type of each
+/// parameter (`None`: text).
 #[derive(Debug, Clone)]
 pub struct PgStatement {
     pub sql: String,
     pub columns: Vec<ResultColumn>,
+    pub parameters: Vec<Option<DataType>>,
+}
+
+/// The column type a client-declared parameter type stands for.
+fn data_type_of(ty: &Type) -> Option<DataType> {
+    Some(match *ty {
+        Type::INT2 | Type::INT4 => DataType::Int,
+        Type::INT8 => DataType::BigInt,
+        Type::FLOAT4 | Type::FLOAT8 => DataType::Double,
+        Type::NUMERIC => DataType::Decimal {
+            precision: 18,
+            scale: 0,
+        },
+        Type::DATE => DataType::Date,
+        Type::TIMESTAMP => DataType::Timestamp,
+        Type::BOOL => DataType::Boolean,
+        _ => return None,
+    })
+}
+
+impl PgQueryParser {
+    /// The parameter types of a statement: the client's where declared, else inferred.
+    async fn parameter_types(
+        &self,
+        sql: &str,
+        declared: &[Option<Type>],
+    ) -> Result<Vec<Option<DataType>>, Error> {
+        let count = params::placeholders(sql)?
+            .iter()
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let inference = params::infer(sql, count);
+        let table = match &inference.table {
+            Some(name) => self.executor.cluster().table(name).await?,
+            None => None,
+        };
+        let column_type = |name: &str| -> Option<DataType> {
+            let table = table.as_ref()?;
+            let def = match name.strip_prefix('#') {
+                Some(position) => table.schema.columns.get(position.parse::<usize>().ok()?)?,
+                None => table.schema.column(name).ok()?.1,
+            };
+            Some(def.data_type)
+        };
+        Ok((0..count)
+            .map(|i| {
+                let declared = declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN);
+                match declared {
+                    Some(ty) => data_type_of(&ty),
+                    None => match &inference.hints[i] {
+                        params::Hint::Column(name) => column_type(name),
+                        params::Hint::Type(t) => Some(*t),
+                        params::Hint::Unknown => None,
+                    },
+                }
+            })
+            .collect())
+    }
 }
 
 /// Plans statements at Parse time, so Describe answers without running them.
@@ -233,24 +303,39 @@ impl QueryParser for PgQueryParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<PgStatement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let columns = self
-            .executor
-            .describe(sql)
-            .await
-            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        let user_error = |e: Error| PgWireError::UserError(Box::new(error_info(&e)));
+        let parameters = self.parameter_types(sql, types).await.map_err(user_error)?;
+        let columns = if parameters.is_empty() {
+            self.executor.describe(sql).await
+        } else {
+            let stand_ins: Vec<String> = parameters
+                .iter()
+                .map(|t| params::placeholder_literal(*t))
+                .collect();
+            match params::substitute(sql, &stand_ins) {
+                Ok(planned) => self.executor.describe(&planned).await,
+                Err(e) => Err(e),
+            }
+        }
+        .map_err(user_error)?;
         Ok(Some(PgStatement {
             sql: sql.to_string(),
             columns,
+            parameters,
         }))
     }
 
-    fn get_parameter_types(&self, _statement: &PgStatement) -> PgWireResult<Vec<Type>> {
-        Ok(Vec::new())
+    fn get_parameter_types(&self, statement: &PgStatement) -> PgWireResult<Vec<Type>> {
+        Ok(statement
+            .parameters
+            .iter()
+            .map(|t| t.map(pg_type).unwrap_or(Type::TEXT))
+            .collect())
     }
 
     fn get_result_schema(
@@ -319,16 +404,46 @@ impl ExtendedQueryHandler for PgHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if portal.parameter_len() > 0 {
-            return Ok(Response::Error(Box::new(error_info(&Error::Unsupported(
-                "bound parameters".into(),
-            )))));
-        }
-        match self.executor.execute(&portal.statement.statement.sql).await {
+        let statement = &portal.statement.statement;
+        let sql = match bind(statement, portal) {
+            Ok(sql) => sql,
+            Err(e) => return Ok(Response::Error(Box::new(error_info(&e)))),
+        };
+        match self.executor.execute(&sql).await {
             Ok(output) => response(output, Some(&portal.result_column_format)),
             Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
         }
     }
+}
+
+/// The statement text with the portal's parameters substituted as literals.
+fn bind(statement: &PgStatement, portal: &Portal<PgStatement>) -> Result<String, Error> {
+    if portal.parameters.len() != statement.parameters.len() {
+        return Err(Error::Plan(format!(
+            "the statement has {} parameters, {} were bound",
+            statement.parameters.len(),
+            portal.parameters.len()
+        )));
+    }
+    if statement.parameters.is_empty() {
+        return Ok(statement.sql.clone());
+    }
+    let literals = portal
+        .parameters
+        .iter()
+        .zip(&statement.parameters)
+        .enumerate()
+        .map(|(i, (bytes, data_type))| {
+            let binary = match &portal.parameter_format {
+                Format::UnifiedText => false,
+                Format::UnifiedBinary => true,
+                Format::Individual(codes) if codes.len() == 1 => codes[0] == 1,
+                Format::Individual(codes) => codes.get(i) == Some(&1),
+            };
+            params::literal(bytes.as_deref(), *data_type, binary)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    params::substitute(&statement.sql, &literals)
 }
 
 /// The handlers of one server.
