@@ -5,6 +5,8 @@
 //!   DECIMAL → NUMERIC, DATE → DATE, TIMESTAMP → TIMESTAMP, TEXT → TEXT, VARCHAR(n) →
 //!   VARCHAR, BOOLEAN → BOOL, in text or binary format as the client asks.
 //! * Errors carry the SQLSTATE of [`crate::status`].
+//! * No transactions: `BEGIN`/`COMMIT` are accepted, every statement is applied when it runs,
+//!   and `ROLLBACK` ends the block with a warning if it applied writes.
 //! * Extended query: a statement is parsed and planned at Parse (so Describe knows its
 //!   columns and parameter types) and run at Execute. Parameters (`$1`) take the client's
 //!   declared type, else the type of the column they stand against; they are substituted as
@@ -215,6 +217,93 @@ fn response(output: Output, format: Option<&Format>) -> PgWireResult<Response> {
     Ok(Response::Query(query))
 }
 
+/// Transaction control, which SQL-lite does not have: every statement is applied when it
+/// runs. `BEGIN` and `COMMIT` are accepted (drivers send them unasked) and `ROLLBACK` ends
+/// the block, with a warning when the block applied writes that it cannot undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionCommand {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+impl TransactionCommand {
+    pub fn recognise(sql: &str) -> Option<TransactionCommand> {
+        let words: Vec<String> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        Some(match words.as_slice() {
+            ["BEGIN"] | ["BEGIN", "TRANSACTION" | "WORK"] | ["START", "TRANSACTION"] => {
+                TransactionCommand::Begin
+            }
+            ["COMMIT"] | ["COMMIT", "TRANSACTION" | "WORK"] | ["END"] => TransactionCommand::Commit,
+            ["ROLLBACK"] | ["ROLLBACK", "TRANSACTION" | "WORK"] | ["ABORT"] => {
+                TransactionCommand::Rollback
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Per connection: whether the open transaction block applied a write.
+#[derive(Debug, Default)]
+struct BlockWrites(std::sync::atomic::AtomicBool);
+
+/// Answer a transaction command, warning on a ROLLBACK that cannot undo writes.
+async fn transaction_response<C>(
+    client: &mut C,
+    command: TransactionCommand,
+) -> PgWireResult<Response>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    use std::sync::atomic::Ordering;
+    let writes = client
+        .session_extensions()
+        .get_or_insert_with(BlockWrites::default);
+    Ok(match command {
+        TransactionCommand::Begin => {
+            writes.0.store(false, Ordering::Relaxed);
+            Response::TransactionStart(Tag::new("BEGIN"))
+        }
+        TransactionCommand::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+        TransactionCommand::Rollback => {
+            if writes.0.swap(false, Ordering::Relaxed) {
+                let warning = ErrorInfo::new(
+                    "WARNING".to_string(),
+                    "01000".to_string(),
+                    "ROLLBACK does not undo the writes of this block: Rhizome applies every statement when it runs".to_string(),
+                );
+                client
+                    .feed(PgWireBackendMessage::NoticeResponse(warning.into()))
+                    .await?;
+            }
+            Response::TransactionEnd(Tag::new("ROLLBACK"))
+        }
+    })
+}
+
+/// Note a write in the connection's open block.
+fn note_write<C: ClientInfo>(client: &C, output: &Output) {
+    if matches!(
+        output.command,
+        "INSERT" | "DELETE" | "UPDATE" | "CREATE TABLE" | "DROP TABLE"
+    ) {
+        client
+            .session_extensions()
+            .get_or_insert_with(BlockWrites::default)
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A statement parsed at Parse time: its text, result columns, and the type of each
 /// parameter (`None`: text).
 #[derive(Debug, Clone)]
@@ -309,6 +398,13 @@ impl QueryParser for PgQueryParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let user_error = |e: Error| PgWireError::UserError(Box::new(error_info(&e)));
+        if TransactionCommand::recognise(sql).is_some() {
+            return Ok(Some(PgStatement {
+                sql: sql.to_string(),
+                columns: Vec::new(),
+                parameters: Vec::new(),
+            }));
+        }
         let parameters = self.parameter_types(sql, types).await.map_err(user_error)?;
         let columns = if parameters.is_empty() {
             self.executor.describe(sql).await
@@ -369,15 +465,21 @@ impl NoopStartupHandler for PgHandler {}
 
 #[async_trait]
 impl SimpleQueryHandler for PgHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(command) = TransactionCommand::recognise(query) {
+            return Ok(vec![transaction_response(client, command).await?]);
+        }
         Ok(vec![match self.executor.execute(query).await {
-            Ok(output) => response(output, None)?,
+            Ok(output) => {
+                note_write(client, &output);
+                response(output, None)?
+            }
             Err(e) => Response::Error(Box::new(error_info(&e))),
         }])
     }
@@ -394,7 +496,7 @@ impl ExtendedQueryHandler for PgHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PgStatement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -405,12 +507,18 @@ impl ExtendedQueryHandler for PgHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statement = &portal.statement.statement;
+        if let Some(command) = TransactionCommand::recognise(&statement.sql) {
+            return transaction_response(client, command).await;
+        }
         let sql = match bind(statement, portal) {
             Ok(sql) => sql,
             Err(e) => return Ok(Response::Error(Box::new(error_info(&e)))),
         };
         match self.executor.execute(&sql).await {
-            Ok(output) => response(output, Some(&portal.result_column_format)),
+            Ok(output) => {
+                note_write(client, &output);
+                response(output, Some(&portal.result_column_format))
+            }
             Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
         }
     }

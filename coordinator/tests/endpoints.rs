@@ -514,3 +514,39 @@ async fn postgres_parameters_bind_with_inferred_types() {
     assert_eq!(body["rows"], json!([[3]]));
     servers.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_blocks_are_accepted_and_apply_each_statement() {
+    // Proves drivers that wrap statements in BEGIN/COMMIT work, and that ROLLBACK ends the
+    // block (warning that applied writes stay) rather than leaving the session stuck.
+    let servers = servers_with_data().await;
+    let mut client = servers.pg_client().await;
+    let transaction = client.transaction().await.expect("begin");
+    transaction
+        .execute("INSERT INTO t (id) VALUES (70)", &[])
+        .await
+        .expect("insert in block");
+    transaction.commit().await.expect("commit");
+    let transaction = client.transaction().await.expect("begin");
+    transaction
+        .execute("INSERT INTO t (id) VALUES (71)", &[])
+        .await
+        .expect("insert in block");
+    transaction
+        .rollback()
+        .await
+        .expect("rollback ends the block");
+    client.simple_query("BEGIN").await.expect("begin");
+    assert!(client.simple_query("SELECT nope FROM t").await.is_err());
+    client
+        .simple_query("ROLLBACK")
+        .await
+        .expect("rollback after an error");
+    let count: i64 = client
+        .query_one("SELECT COUNT(*) FROM t", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 4, "both inserts applied when they ran");
+    servers.stop().await;
+}
