@@ -5,7 +5,8 @@
 //!   primary key (round-robin without one) and sent as one batch per shard, with a batch id
 //!   so a retried send is applied once. UPDATE reads the matching records, checks the new
 //!   rows, deletes the old ones and inserts the new ones, holding the coordinator's write
-//!   lock exclusively so no other write of this coordinator interleaves.
+//!   lock exclusively so no other statement of this coordinator interleaves (queries take
+//!   it shared). Across coordinators this needs shard-side support (not yet).
 //! * Queries: one request per shard, all in parallel, each with a deadline; the partials are
 //!   merged exactly, then HAVING, ORDER BY, LIMIT and the projection run here. A shard that
 //!   fails or times out fails the whole statement with an error naming it.
@@ -103,7 +104,8 @@ pub struct Executor {
     batch_sequence: AtomicU64,
     /// Where the next row of a table without primary key goes (round-robin).
     round_robin: AtomicU64,
-    /// INSERT and DELETE share it; UPDATE holds it alone (read, delete, insert).
+    /// INSERT, DELETE and queries share it; UPDATE holds it alone (read, delete, insert), so
+    /// no statement of this coordinator sees an UPDATE half done.
     write_lock: tokio::sync::RwLock<()>,
 }
 
@@ -228,7 +230,11 @@ impl Executor {
             }
             Statement::Select(select) => {
                 let table = self.table(&select.table).await?;
-                match plan_select(&select, &table)? {
+                let plan = plan_select(&select, &table)?;
+                // Shared with INSERT and DELETE, exclusive of UPDATE: a query never sees an
+                // UPDATE between its delete and its insert.
+                let _shared = self.write_lock.read().await;
+                match plan {
                     SelectPlan::Aggregate(plan) => self.run_aggregate(&table, plan).await,
                     SelectPlan::Read(plan) => self.run_read(&table, plan).await,
                 }

@@ -53,6 +53,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .with_state(state)
 }
 
@@ -65,6 +66,17 @@ pub async fn serve_http(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Any other path: a JSON 404 naming the routes.
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": {
+            "code": "not_found",
+            "message": "no such route; use POST /v1/sql, GET /health, /ready or /metrics",
+        }}),
+    )
 }
 
 async fn health() -> Response {

@@ -17,6 +17,7 @@
 //! | [`metrics`] | statement, error and latency counters (Prometheus text) |
 //! | [`http`] | the HTTP endpoint: `POST /v1/sql`, `/health`, `/ready`, `/metrics` |
 //! | [`pg`] | the PostgreSQL wire protocol endpoint |
+//! | [`params`] | bound parameters of the extended protocol, substituted as literals |
 //! | [`sample`] | TPC-H `lineitem`: DDL, public queries, generated INSERTs |
 
 pub mod cluster;
@@ -26,6 +27,7 @@ pub mod http;
 pub mod limits;
 pub mod local;
 pub mod metrics;
+pub mod params;
 pub mod parse;
 pub mod pg;
 pub mod plan;

@@ -5,8 +5,12 @@
 //!   DECIMAL → NUMERIC, DATE → DATE, TIMESTAMP → TIMESTAMP, TEXT → TEXT, VARCHAR(n) →
 //!   VARCHAR, BOOLEAN → BOOL, in text or binary format as the client asks.
 //! * Errors carry the SQLSTATE of [`crate::status`].
+//! * No transactions: `BEGIN`/`COMMIT` are accepted, every statement is applied when it runs,
+//!   and `ROLLBACK` ends the block with a warning if it applied writes.
 //! * Extended query: a statement is parsed and planned at Parse (so Describe knows its
-//!   columns) and run at Execute. Parameters (`$1`) are not part of SQL-lite yet.
+//!   columns and parameter types) and run at Execute. Parameters (`$1`) take the client's
+//!   declared type, else the type of the column they stand against; they are substituted as
+//!   literals (see [`crate::params`]).
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
@@ -36,6 +40,7 @@ use rhizome_core::value::{DataType, Value};
 
 use crate::error::Error;
 use crate::executor::{Executor, Output};
+use crate::params;
 use crate::status::status_of;
 
 /// Most PostgreSQL connections served at once; more are closed on accept.
@@ -212,11 +217,165 @@ fn response(output: Output, format: Option<&Format>) -> PgWireResult<Response> {
     Ok(Response::Query(query))
 }
 
-/// A statement parsed at Parse time: its text and result columns.
+/// Transaction control, which SQL-lite does not have: every statement is applied when it
+/// runs. `BEGIN` and `COMMIT` are accepted (drivers send them unasked) and `ROLLBACK` ends
+/// the block, with a warning when the block applied writes that it cannot undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionCommand {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+impl TransactionCommand {
+    pub fn recognise(sql: &str) -> Option<TransactionCommand> {
+        let words: Vec<String> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        Some(match words.as_slice() {
+            ["BEGIN"] | ["BEGIN", "TRANSACTION" | "WORK"] | ["START", "TRANSACTION"] => {
+                TransactionCommand::Begin
+            }
+            ["COMMIT"] | ["COMMIT", "TRANSACTION" | "WORK"] | ["END"] => TransactionCommand::Commit,
+            ["ROLLBACK"] | ["ROLLBACK", "TRANSACTION" | "WORK"] | ["ABORT"] => {
+                TransactionCommand::Rollback
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Per connection: whether the open transaction block applied a write.
+#[derive(Debug, Default)]
+struct BlockWrites(std::sync::atomic::AtomicBool);
+
+/// Answer a transaction command, warning on a ROLLBACK that cannot undo writes.
+async fn transaction_response<C>(
+    client: &mut C,
+    command: TransactionCommand,
+) -> PgWireResult<Response>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    use std::sync::atomic::Ordering;
+    let writes = client
+        .session_extensions()
+        .get_or_insert_with(BlockWrites::default);
+    Ok(match command {
+        TransactionCommand::Begin => {
+            writes.0.store(false, Ordering::Relaxed);
+            Response::TransactionStart(Tag::new("BEGIN"))
+        }
+        TransactionCommand::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+        TransactionCommand::Rollback => {
+            if writes.0.swap(false, Ordering::Relaxed) {
+                let warning = ErrorInfo::new(
+                    "WARNING".to_string(),
+                    "01000".to_string(),
+                    "ROLLBACK does not undo the writes of this block: Rhizome applies every statement when it runs".to_string(),
+                );
+                client
+                    .feed(PgWireBackendMessage::NoticeResponse(warning.into()))
+                    .await?;
+            }
+            Response::TransactionEnd(Tag::new("ROLLBACK"))
+        }
+    })
+}
+
+/// Note a write in the connection's open block.
+fn note_write<C: ClientInfo>(client: &C, output: &Output) {
+    if matches!(
+        output.command,
+        "INSERT" | "DELETE" | "UPDATE" | "CREATE TABLE" | "DROP TABLE"
+    ) {
+        client
+            .session_extensions()
+            .get_or_insert_with(BlockWrites::default)
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A statement parsed at Parse time: its text, result columns, and the type of each
+/// parameter (`None`: text).
 #[derive(Debug, Clone)]
 pub struct PgStatement {
     pub sql: String,
     pub columns: Vec<ResultColumn>,
+    pub parameters: Vec<Option<DataType>>,
+}
+
+/// The column type a client-declared parameter type stands for.
+fn data_type_of(ty: &Type) -> Option<DataType> {
+    Some(match *ty {
+        Type::INT2 | Type::INT4 => DataType::Int,
+        Type::INT8 => DataType::BigInt,
+        Type::FLOAT4 | Type::FLOAT8 => DataType::Double,
+        Type::NUMERIC => DataType::Decimal {
+            precision: 18,
+            scale: 0,
+        },
+        Type::DATE => DataType::Date,
+        Type::TIMESTAMP => DataType::Timestamp,
+        Type::BOOL => DataType::Boolean,
+        _ => return None,
+    })
+}
+
+impl PgQueryParser {
+    /// The parameter types of a statement: the client's where declared, else inferred.
+    async fn parameter_types(
+        &self,
+        sql: &str,
+        declared: &[Option<Type>],
+    ) -> Result<Vec<Option<DataType>>, Error> {
+        let count = params::placeholders(sql)?
+            .iter()
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let inference = params::infer(sql, count);
+        let table = match &inference.table {
+            Some(name) => self.executor.cluster().table(name).await?,
+            None => None,
+        };
+        let column_type = |name: &str| -> Option<DataType> {
+            let table = table.as_ref()?;
+            let def = match name.strip_prefix('#') {
+                Some(position) => table.schema.columns.get(position.parse::<usize>().ok()?)?,
+                None => table.schema.column(name).ok()?.1,
+            };
+            Some(def.data_type)
+        };
+        Ok((0..count)
+            .map(|i| {
+                let declared = declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN);
+                match declared {
+                    Some(ty) => data_type_of(&ty),
+                    None => match &inference.hints[i] {
+                        params::Hint::Column(name) => column_type(name),
+                        params::Hint::Type(t) => Some(*t),
+                        params::Hint::Unknown => None,
+                    },
+                }
+            })
+            .collect())
+    }
 }
 
 /// Plans statements at Parse time, so Describe answers without running them.
@@ -233,24 +392,46 @@ impl QueryParser for PgQueryParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<PgStatement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let columns = self
-            .executor
-            .describe(sql)
-            .await
-            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        let user_error = |e: Error| PgWireError::UserError(Box::new(error_info(&e)));
+        if TransactionCommand::recognise(sql).is_some() {
+            return Ok(Some(PgStatement {
+                sql: sql.to_string(),
+                columns: Vec::new(),
+                parameters: Vec::new(),
+            }));
+        }
+        let parameters = self.parameter_types(sql, types).await.map_err(user_error)?;
+        let columns = if parameters.is_empty() {
+            self.executor.describe(sql).await
+        } else {
+            let stand_ins: Vec<String> = parameters
+                .iter()
+                .map(|t| params::placeholder_literal(*t))
+                .collect();
+            match params::substitute(sql, &stand_ins) {
+                Ok(planned) => self.executor.describe(&planned).await,
+                Err(e) => Err(e),
+            }
+        }
+        .map_err(user_error)?;
         Ok(Some(PgStatement {
             sql: sql.to_string(),
             columns,
+            parameters,
         }))
     }
 
-    fn get_parameter_types(&self, _statement: &PgStatement) -> PgWireResult<Vec<Type>> {
-        Ok(Vec::new())
+    fn get_parameter_types(&self, statement: &PgStatement) -> PgWireResult<Vec<Type>> {
+        Ok(statement
+            .parameters
+            .iter()
+            .map(|t| t.map(pg_type).unwrap_or(Type::TEXT))
+            .collect())
     }
 
     fn get_result_schema(
@@ -284,15 +465,21 @@ impl NoopStartupHandler for PgHandler {}
 
 #[async_trait]
 impl SimpleQueryHandler for PgHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(command) = TransactionCommand::recognise(query) {
+            return Ok(vec![transaction_response(client, command).await?]);
+        }
         Ok(vec![match self.executor.execute(query).await {
-            Ok(output) => response(output, None)?,
+            Ok(output) => {
+                note_write(client, &output);
+                response(output, None)?
+            }
             Err(e) => Response::Error(Box::new(error_info(&e))),
         }])
     }
@@ -309,7 +496,7 @@ impl ExtendedQueryHandler for PgHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PgStatement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -319,16 +506,52 @@ impl ExtendedQueryHandler for PgHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if portal.parameter_len() > 0 {
-            return Ok(Response::Error(Box::new(error_info(&Error::Unsupported(
-                "bound parameters".into(),
-            )))));
+        let statement = &portal.statement.statement;
+        if let Some(command) = TransactionCommand::recognise(&statement.sql) {
+            return transaction_response(client, command).await;
         }
-        match self.executor.execute(&portal.statement.statement.sql).await {
-            Ok(output) => response(output, Some(&portal.result_column_format)),
+        let sql = match bind(statement, portal) {
+            Ok(sql) => sql,
+            Err(e) => return Ok(Response::Error(Box::new(error_info(&e)))),
+        };
+        match self.executor.execute(&sql).await {
+            Ok(output) => {
+                note_write(client, &output);
+                response(output, Some(&portal.result_column_format))
+            }
             Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
         }
     }
+}
+
+/// The statement text with the portal's parameters substituted as literals.
+fn bind(statement: &PgStatement, portal: &Portal<PgStatement>) -> Result<String, Error> {
+    if portal.parameters.len() != statement.parameters.len() {
+        return Err(Error::Plan(format!(
+            "the statement has {} parameters, {} were bound",
+            statement.parameters.len(),
+            portal.parameters.len()
+        )));
+    }
+    if statement.parameters.is_empty() {
+        return Ok(statement.sql.clone());
+    }
+    let literals = portal
+        .parameters
+        .iter()
+        .zip(&statement.parameters)
+        .enumerate()
+        .map(|(i, (bytes, data_type))| {
+            let binary = match &portal.parameter_format {
+                Format::UnifiedText => false,
+                Format::UnifiedBinary => true,
+                Format::Individual(codes) if codes.len() == 1 => codes[0] == 1,
+                Format::Individual(codes) => codes.get(i) == Some(&1),
+            };
+            params::literal(bytes.as_deref(), *data_type, binary)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    params::substitute(&statement.sql, &literals)
 }
 
 /// The handlers of one server.

@@ -455,3 +455,98 @@ async fn hostile_statements_get_clean_errors_and_change_nothing() {
     assert_eq!(count, 2);
     servers.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_parameters_bind_with_inferred_types() {
+    // Proves extended-protocol parameters: types inferred from the columns they stand
+    // against, values substituted as literals (quotes cannot escape), in binary format.
+    let servers = servers_with_data().await;
+    let client = servers.pg_client().await;
+    let hostile = "x'); DROP TABLE t; --";
+    let inserted = client
+        .execute(
+            "INSERT INTO t (id, n, f, ok, name, note) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&50i64, &7i32, &0.25f64, &true, &"it's", &hostile],
+        )
+        .await
+        .expect("insert with parameters");
+    assert_eq!(inserted, 1);
+    let rows = client
+        .query(
+            "SELECT id, name, note FROM t WHERE n = $1 AND name LIKE $2 AND id IN ($3, $4) ORDER BY id LIMIT $5",
+            &[&7i32, &"it%", &50i64, &51i64, &10i64],
+        )
+        .await
+        .expect("select with parameters");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i64>(0), 50);
+    assert_eq!(rows[0].get::<_, String>(1), "it's");
+    assert_eq!(rows[0].get::<_, String>(2), hostile);
+    let statement = client
+        .prepare("SELECT COUNT(*) FROM t WHERE id BETWEEN $1 AND $2")
+        .await
+        .expect("prepare");
+    assert_eq!(statement.params(), &[Type::INT8, Type::INT8]);
+    let count: i64 = client
+        .query_one(&statement, &[&1i64, &2i64])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 2);
+    let updated = client
+        .execute(
+            "UPDATE t SET note = $1 WHERE id = $2",
+            &[&"changed", &50i64],
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated, 1);
+    // The described type is INT8, so the client itself refuses to send text for it.
+    let error = client
+        .query("SELECT id FROM t WHERE id = $1", &[&"one"])
+        .await
+        .expect_err("a text for a BIGINT parameter");
+    assert!(
+        error.to_string().contains("serializing parameter 0"),
+        "{error}"
+    );
+    let (_, body) = sql(servers.http, "SELECT COUNT(*) FROM t").await;
+    assert_eq!(body["rows"], json!([[3]]));
+    servers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_blocks_are_accepted_and_apply_each_statement() {
+    // Proves drivers that wrap statements in BEGIN/COMMIT work, and that ROLLBACK ends the
+    // block (warning that applied writes stay) rather than leaving the session stuck.
+    let servers = servers_with_data().await;
+    let mut client = servers.pg_client().await;
+    let transaction = client.transaction().await.expect("begin");
+    transaction
+        .execute("INSERT INTO t (id) VALUES (70)", &[])
+        .await
+        .expect("insert in block");
+    transaction.commit().await.expect("commit");
+    let transaction = client.transaction().await.expect("begin");
+    transaction
+        .execute("INSERT INTO t (id) VALUES (71)", &[])
+        .await
+        .expect("insert in block");
+    transaction
+        .rollback()
+        .await
+        .expect("rollback ends the block");
+    client.simple_query("BEGIN").await.expect("begin");
+    assert!(client.simple_query("SELECT nope FROM t").await.is_err());
+    client
+        .simple_query("ROLLBACK")
+        .await
+        .expect("rollback after an error");
+    let count: i64 = client
+        .query_one("SELECT COUNT(*) FROM t", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 4, "both inserts applied when they ran");
+    servers.stop().await;
+}
