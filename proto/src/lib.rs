@@ -1,4 +1,18 @@
 //! gRPC message and service definitions shared by `node` and `coordinator`.
 //!
-//! Will hold the `.proto` files (Raft, shard writes, shard queries, cache commands, admin)
-//! compiled with `tonic-build` through `protox`, so no system `protoc` is needed.
+//! Layout:
+//!
+//! | path | what it holds |
+//! |---|---|
+//! | `proto/rhizome.proto` | the services: `Raft` (transport of openraft messages, per group), `ShardWrite` (insert, delete), `ShardQuery` (partials, counts, digests), `Admin` (initialise, join, leave, create table, status); cache commands are reserved |
+//! | `build.rs` | compiles the `.proto` with `protox` and `tonic-build` (no system `protoc`) |
+//! | [`v1`] | the generated messages, clients (`*_client`) and servers (`*_server`) |
+//!
+//! Payloads that are Rust types of `rhizome-core` or openraft travel as bincode bytes in
+//! fields whose names end in `_bincode`.
+
+/// Generated code for package `rhizome.v1`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("rhizome.v1");
+}

@@ -1,0 +1,161 @@
+//! The `rhizome` binary: `rhizome dev` serves the HTTP and PostgreSQL endpoints over an
+//! in-process `LocalCluster`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use rhizome_coordinator::executor::{Executor, ExecutorOptions};
+use rhizome_coordinator::http::{serve_http, HttpState};
+use rhizome_coordinator::local::LocalCluster;
+use rhizome_coordinator::pg::serve_pg;
+use rhizome_coordinator::sample::{load_lineitem, SAMPLE_SCALE_FACTOR};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rhizome",
+    version,
+    about = "Rhizome: a distributed analytics database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a development server: the HTTP and PostgreSQL endpoints over an in-process
+    /// cluster of in-memory shards.
+    ///
+    /// For now every shard lives in this process's memory and nothing is persisted: data is
+    /// lost on exit, and --data-dir is only created. Persistence to the data directory and
+    /// real nodes (gRPC, Raft replication) come later.
+    Dev {
+        /// Directory for data (created if missing; not yet written to).
+        #[arg(long, default_value = "rhizome-data")]
+        data_dir: PathBuf,
+        /// Address of the HTTP endpoint (POST /v1/sql, /health, /ready, /metrics).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Address of the PostgreSQL wire-protocol endpoint (any user, no password).
+        #[arg(long, default_value = "127.0.0.1:5432")]
+        pg: SocketAddr,
+        /// Do not create the sample TPC-H `lineitem` table (scale factor 0.01).
+        #[arg(long)]
+        no_sample: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rhizome: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rhizome: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let Command::Dev {
+        data_dir,
+        http,
+        pg,
+        no_sample,
+    } = cli.command;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let cluster = Arc::new(LocalCluster::new());
+    let executor = Arc::new(Executor::new(cluster, ExecutorOptions::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_listener = TcpListener::bind(http)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
+    let pg_listener = TcpListener::bind(pg)
+        .await
+        .map_err(|e| format!("cannot listen for PostgreSQL on {pg}: {e}"))?;
+    let (stop, _) = watch::channel(false);
+    let stopped = |stop: &watch::Sender<bool>| {
+        let mut receiver = stop.subscribe();
+        async move {
+            let _ = receiver.wait_for(|s| *s).await;
+        }
+    };
+    let state = HttpState {
+        executor: executor.clone(),
+        ready: ready.clone(),
+    };
+    let http_task = tokio::spawn(serve_http(http_listener, state, stopped(&stop)));
+    let pg_task = tokio::spawn(serve_pg(pg_listener, executor.clone(), stopped(&stop)));
+    tracing::info!(%http, %pg, data_dir = %data_dir.display(), "rhizome dev serving (in-memory LocalCluster)");
+
+    if !no_sample {
+        let started = Instant::now();
+        let rows = load_lineitem(&executor, SAMPLE_SCALE_FACTOR)
+            .await
+            .map_err(|e| format!("loading the sample lineitem table: {e}"))?;
+        tracing::info!(
+            rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sample table lineitem loaded"
+        );
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!("ready");
+
+    tokio::select! {
+        signal = stop_signal() => {
+            signal?;
+            tracing::info!("shutting down");
+        }
+        finished = first_server_end(http_task, pg_task) => return finished,
+    }
+    let _ = stop.send(true);
+    Ok(())
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+async fn stop_signal() -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("waiting for SIGTERM: {e}"))?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.map_err(|e| format!("waiting for Ctrl-C: {e}")),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// Wait for the first server task to end, which only happens on an error.
+async fn first_server_end(
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    pg: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), String> {
+    let (result, _, _) = futures::future::select_all([http, pg]).await;
+    match result {
+        Ok(Ok(())) => Err("a server stopped".into()),
+        Ok(Err(e)) => Err(format!("a server failed: {e}")),
+        Err(e) => Err(format!("a server task failed: {e}")),
+    }
+}

@@ -1,0 +1,101 @@
+//! `rhizome-node`: run one storage node.
+//!
+//! ```text
+//! rhizome-node --id 1 --listen 127.0.0.1:7001 --data-dir /d0 --data-dir /d1 \
+//!     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
+//! ```
+//!
+//! Stops on SIGTERM or Ctrl-C. Tables are created through the `Admin.CreateTable` RPC.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use rhizome_node::app::{serve_tcp, Node, NodeConfig, RaftSettings};
+use rhizome_node::network::TcpTransport;
+use rhizome_node::types::NodeId;
+
+#[derive(Debug, Parser)]
+#[command(name = "rhizome-node", about = "A Rhizome storage node")]
+struct Args {
+    /// This node's id (non-zero, unique in the cluster).
+    #[arg(long)]
+    id: NodeId,
+    /// Address to listen on, `host:port`.
+    #[arg(long)]
+    listen: String,
+    /// Address peers reach this node at; defaults to --listen.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A data directory (spindle); repeat for several.
+    #[arg(long = "data-dir", required = true)]
+    data_dirs: Vec<PathBuf>,
+    /// Every node of the cluster, this one included: `id=host:port,id=host:port,...`.
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Applied entries between snapshots of a shard.
+    #[arg(long, default_value_t = RaftSettings::default().snapshot_logs_since_last)]
+    snapshot_every: u64,
+}
+
+fn parse_peers(peers: &[String]) -> Result<BTreeMap<NodeId, String>, String> {
+    peers
+        .iter()
+        .map(|p| {
+            let (id, addr) = p
+                .split_once('=')
+                .ok_or_else(|| format!("peer {p:?} is not id=host:port"))?;
+            let id = id
+                .parse::<NodeId>()
+                .map_err(|e| format!("peer {p:?}: bad id: {e}"))?;
+            Ok((id, addr.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .init();
+    let args = Args::parse();
+    if args.id == 0 {
+        return Err("--id must be non-zero".into());
+    }
+    let addr = args
+        .advertise
+        .clone()
+        .unwrap_or_else(|| args.listen.clone());
+    let mut peers = parse_peers(&args.peers)?;
+    peers.entry(args.id).or_insert_with(|| addr.clone());
+    let config = NodeConfig {
+        id: args.id,
+        addr,
+        data_dirs: args.data_dirs,
+        peers,
+        raft: RaftSettings {
+            snapshot_logs_since_last: args.snapshot_every,
+            ..RaftSettings::default()
+        },
+        transport: Arc::new(TcpTransport::default()),
+    };
+    let node = Node::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    tracing::info!(id = args.id, listen = %args.listen, groups = node.groups().len(), "rhizome-node serving");
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    serve_tcp(node.clone(), listener, shutdown).await?;
+    node.shutdown().await;
+    Ok(())
+}

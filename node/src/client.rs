@@ -1,0 +1,332 @@
+//! A Rust client of a node cluster: it finds each shard's leader (following `NotLeader`
+//! answers), retries a write with the *same* batch id until it is acknowledged or its deadline
+//! passes (so a retry after a timeout is applied once), and runs linearizable shard queries.
+//!
+//! Batch ids are (client id, sequence); the client id is given by the caller (the seam for
+//! deterministic simulation), sequences count up from 1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::v1 as pb;
+use proto::v1::admin_client::AdminClient;
+use proto::v1::shard_query_client::ShardQueryClient;
+use proto::v1::shard_write_client::ShardWriteClient;
+use rhizome_core::query::{Condition, Partial, ShardQuery};
+use rhizome_core::shard::Schema;
+use rhizome_core::value::Value;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::network::{Transport, MESSAGE_BYTES_MAX};
+use crate::status::error_from_status;
+use crate::types::{BatchId, NodeId, ShardKey};
+
+/// Deadline of one RPC.
+pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Deadline of a whole operation, retries included.
+pub const OPERATION_TIMEOUT_MS: u64 = 30_000;
+/// Pause before retrying after a transport failure or an unknown leader.
+pub const RETRY_BACKOFF_MS: u64 = 50;
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub batch: BatchId,
+    pub first_id: u64,
+    pub count: u64,
+    /// The batch had been applied before (an earlier attempt went through).
+    pub duplicate: bool,
+    pub log_index: u64,
+}
+
+/// A client of the cluster's shard services.
+#[derive(Debug)]
+pub struct Client {
+    transport: Arc<dyn Transport>,
+    /// Every node's address, by id: where to look for leaders.
+    nodes: BTreeMap<NodeId, String>,
+    /// The last known leader address per shard.
+    leaders: Mutex<HashMap<ShardKey, String>>,
+    client_id: u64,
+    next_sequence: AtomicU64,
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
+    request
+}
+
+fn shard_ref(key: &ShardKey) -> Option<pb::ShardRef> {
+    Some(pb::ShardRef {
+        table: key.table.clone(),
+        shard: key.shard,
+    })
+}
+
+impl Client {
+    pub fn new(
+        client_id: u64,
+        nodes: BTreeMap<NodeId, String>,
+        transport: Arc<dyn Transport>,
+    ) -> Client {
+        Client {
+            transport,
+            nodes,
+            leaders: Mutex::new(HashMap::new()),
+            client_id,
+            next_sequence: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh batch id of this client.
+    pub fn next_batch(&self) -> BatchId {
+        BatchId {
+            client: self.client_id,
+            sequence: self.next_sequence.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Run `call` against the shard's leader, following redirects and retrying transport
+    /// failures until [`OPERATION_TIMEOUT_MS`]. Errors other than "not leader" and transport
+    /// failures are returned at once.
+    async fn with_leader<T, F, Fut>(&self, key: &ShardKey, mut call: F) -> Result<T>
+    where
+        F: FnMut(tonic::transport::Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let deadline = Instant::now() + Duration::from_millis(OPERATION_TIMEOUT_MS);
+        let addresses: Vec<String> = self.nodes.values().cloned().collect();
+        let mut next_candidate = 0usize;
+        let mut last_error = None;
+        // Consecutive "not hosted here" answers: once every node said so, the shard is unknown.
+        let mut not_found = 0usize;
+        while Instant::now() < deadline {
+            let cached = self
+                .leaders
+                .lock()
+                .expect("leader cache lock")
+                .get(key)
+                .cloned();
+            let addr = match cached {
+                Some(addr) => addr,
+                None => {
+                    let addr = addresses[next_candidate % addresses.len()].clone();
+                    next_candidate += 1;
+                    addr
+                }
+            };
+            let channel = self.transport.channel(&addr)?;
+            match call(channel).await {
+                Ok(value) => {
+                    self.leaders
+                        .lock()
+                        .expect("leader cache lock")
+                        .insert(key.clone(), addr);
+                    return Ok(value);
+                }
+                Err(status) => {
+                    let error = error_from_status(&addr, &status);
+                    let mut leaders = self.leaders.lock().expect("leader cache lock");
+                    match &error {
+                        Error::NotLeader {
+                            leader: Some((_, leader_addr)),
+                            ..
+                        } if *leader_addr != addr => {
+                            leaders.insert(key.clone(), leader_addr.clone());
+                            drop(leaders);
+                        }
+                        Error::NotLeader { .. }
+                        | Error::Transport { .. }
+                        | Error::Unavailable { .. } => {
+                            leaders.remove(key);
+                            drop(leaders);
+                            tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+                        }
+                        // A shard not hosted on a node we guessed: try another, until all said so.
+                        Error::NotFound(_) if !leaders.contains_key(key) => {
+                            drop(leaders);
+                            not_found += 1;
+                            if not_found >= addresses.len() {
+                                return Err(error);
+                            }
+                            last_error = Some(error);
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                    not_found = 0;
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(Error::Unavailable {
+            shard: key.to_string(),
+            reason: format!(
+                "no leader answered within {OPERATION_TIMEOUT_MS} ms; last error: {}",
+                last_error.map_or("none".to_string(), |e| e.to_string())
+            ),
+        })
+    }
+
+    /// Insert rows into a shard as one batch with a fresh batch id.
+    pub async fn insert(&self, key: &ShardKey, rows: &[Vec<Value>]) -> Result<WriteOutcome> {
+        let rows = Bytes::from(bincode::serialize(rows).expect("values serialise"));
+        self.insert_encoded(key, self.next_batch(), rows).await
+    }
+
+    /// Insert already bincode-encoded rows (`Vec<Vec<Value>>`) under a given batch id;
+    /// calling it again with the same id changes nothing.
+    pub async fn insert_encoded(
+        &self,
+        key: &ShardKey,
+        batch: BatchId,
+        rows: Bytes,
+    ) -> Result<WriteOutcome> {
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::InsertRequest {
+                    shard: shard_ref(key),
+                    batch: Some(pb::BatchId {
+                        client: batch.client,
+                        sequence: batch.sequence,
+                    }),
+                    rows_bincode: rows.to_vec(),
+                };
+                async move {
+                    ShardWriteClient::new(channel)
+                        .max_encoding_message_size(MESSAGE_BYTES_MAX)
+                        .insert(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        Ok(outcome(batch, reply))
+    }
+
+    /// Delete the live records of a shard that meet `condition`.
+    pub async fn delete(&self, key: &ShardKey, condition: &Condition) -> Result<WriteOutcome> {
+        let batch = self.next_batch();
+        let condition = bincode::serialize(condition).expect("conditions serialise");
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::DeleteRequest {
+                    shard: shard_ref(key),
+                    batch: Some(pb::BatchId {
+                        client: batch.client,
+                        sequence: batch.sequence,
+                    }),
+                    condition_bincode: condition.clone(),
+                };
+                async move {
+                    ShardWriteClient::new(channel)
+                        .delete(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        Ok(outcome(batch, reply))
+    }
+
+    /// A linearizable shard query.
+    pub async fn query(&self, key: &ShardKey, query: &ShardQuery) -> Result<Partial> {
+        let query = bincode::serialize(query).expect("queries serialise");
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::QueryRequest {
+                    shard: shard_ref(key),
+                    query_bincode: query.clone(),
+                };
+                async move {
+                    ShardQueryClient::new(channel)
+                        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                        .query(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        bincode::deserialize(&reply.partial_bincode)
+            .map_err(|e| Error::Raft(format!("undecodable partial: {e}")))
+    }
+
+    /// Linearizable (record count, live count) of a shard.
+    pub async fn count(&self, key: &ShardKey) -> Result<(u64, u64)> {
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::CountRequest {
+                    shard: shard_ref(key),
+                };
+                async move {
+                    ShardQueryClient::new(channel)
+                        .count(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        Ok((reply.record_count, reply.live_count))
+    }
+
+    /// One replica's digest of a shard (not linearizable): for comparing replicas.
+    pub async fn digest(&self, addr: &str, key: &ShardKey) -> Result<pb::DigestReply> {
+        let channel = self.transport.channel(addr)?;
+        ShardQueryClient::new(channel)
+            .digest(request(pb::DigestRequest {
+                shard: shard_ref(key),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| error_from_status(addr, &s))
+    }
+
+    /// Create a table through the node at `addr`: it places the shards and opens their groups.
+    pub async fn create_table(
+        &self,
+        addr: &str,
+        name: &str,
+        schema: &Schema,
+        shards: u32,
+        replicas: u32,
+    ) -> Result<()> {
+        let channel = self.transport.channel(addr)?;
+        let mut message = tonic::Request::new(pb::CreateTableRequest {
+            name: name.to_string(),
+            schema_bincode: bincode::serialize(schema).expect("schemas serialise"),
+            shards,
+            replicas,
+        });
+        message.set_timeout(Duration::from_millis(OPERATION_TIMEOUT_MS));
+        AdminClient::new(channel)
+            .create_table(message)
+            .await
+            .map_err(|s| error_from_status(addr, &s))?;
+        Ok(())
+    }
+
+    /// The status of the node at `addr`.
+    pub async fn status(&self, addr: &str) -> Result<pb::StatusReply> {
+        let channel = self.transport.channel(addr)?;
+        AdminClient::new(channel)
+            .status(request(pb::StatusRequest {}))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| error_from_status(addr, &s))
+    }
+}
+
+fn outcome(batch: BatchId, reply: pb::WriteReply) -> WriteOutcome {
+    WriteOutcome {
+        batch,
+        first_id: reply.first_id,
+        count: reply.count,
+        duplicate: reply.duplicate,
+        log_index: reply.log_index,
+    }
+}

@@ -1,0 +1,481 @@
+//! The gRPC services of a node: Raft transport, shard writes, shard queries and admin.
+//! Every handler runs under a deadline ([`WRITE_TIMEOUT_MS`], [`READ_TIMEOUT_MS`]) and maps
+//! its errors through [`crate::status`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::ServerState;
+use proto::v1 as pb;
+use proto::v1::admin_client::AdminClient;
+use rhizome_core::query::{Condition, ShardQuery};
+use rhizome_core::shard::Schema;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status};
+
+use crate::app::{Group, Node};
+use crate::error::{Error, Result};
+use crate::placement;
+use crate::status::{from_read_error, from_write_error};
+use crate::types::{BatchId, Command, CommandResponse, GroupSpec, NodeId, ShardKey, TypeConfig};
+
+/// Deadline of a write, from arrival to applied on the leader.
+pub const WRITE_TIMEOUT_MS: u64 = 10_000;
+/// Deadline of a linearizable read.
+pub const READ_TIMEOUT_MS: u64 = 10_000;
+/// Deadline of an admin call (it may call other nodes).
+pub const ADMIN_TIMEOUT_MS: u64 = 15_000;
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    bincode::deserialize(bytes).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+}
+
+async fn deadline<T>(
+    what: &str,
+    ms: u64,
+    work: impl Future<Output = Result<T>>,
+) -> std::result::Result<T, Status> {
+    match tokio::time::timeout(Duration::from_millis(ms), work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(_) => Err(Status::from(Error::Unavailable {
+            shard: what.to_string(),
+            reason: format!("no answer within {ms} ms"),
+        })),
+    }
+}
+
+fn shard_key(shard: Option<pb::ShardRef>) -> Result<ShardKey> {
+    let shard = shard.ok_or_else(|| Error::InvalidArgument("missing shard".into()))?;
+    if !ShardKey::valid_table_name(&shard.table) {
+        return Err(Error::InvalidArgument(format!(
+            "bad table name {:?}: use letters, digits and _",
+            shard.table
+        )));
+    }
+    Ok(ShardKey::new(&shard.table, shard.shard))
+}
+
+fn batch_id(batch: Option<pb::BatchId>) -> Result<BatchId> {
+    let batch = batch.ok_or_else(|| Error::InvalidArgument("missing batch id".into()))?;
+    Ok(BatchId {
+        client: batch.client,
+        sequence: batch.sequence,
+    })
+}
+
+/// `Raft`: hands openraft messages to the named group.
+#[derive(Debug, Clone)]
+pub struct RaftService {
+    node: Arc<Node>,
+}
+
+impl RaftService {
+    pub fn new(node: Arc<Node>) -> Self {
+        RaftService { node }
+    }
+
+    fn group(&self, name: &str) -> Result<Arc<Group>> {
+        let key = ShardKey::parse_group_name(name)
+            .ok_or_else(|| Error::InvalidArgument(format!("bad group name {name:?}")))?;
+        self.node.group(&key)
+    }
+}
+
+fn reply<T: serde::Serialize>(value: &T) -> Response<pb::RaftReply> {
+    Response::new(pb::RaftReply {
+        payload_bincode: bincode::serialize(value).expect("raft replies serialise"),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn append_entries(
+        &self,
+        request: Request<pb::RaftRequest>,
+    ) -> std::result::Result<Response<pb::RaftReply>, Status> {
+        let request = request.into_inner();
+        let group = self.group(&request.group)?;
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode("append entries", &request.payload_bincode)?;
+        Ok(reply(&group.raft.append_entries(rpc).await))
+    }
+
+    async fn vote(
+        &self,
+        request: Request<pb::RaftRequest>,
+    ) -> std::result::Result<Response<pb::RaftReply>, Status> {
+        let request = request.into_inner();
+        let group = self.group(&request.group)?;
+        let rpc: VoteRequest<NodeId> = decode("vote", &request.payload_bincode)?;
+        Ok(reply(&group.raft.vote(rpc).await))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::RaftRequest>,
+    ) -> std::result::Result<Response<pb::RaftReply>, Status> {
+        let request = request.into_inner();
+        let group = self.group(&request.group)?;
+        let rpc: InstallSnapshotRequest<TypeConfig> =
+            decode("install snapshot", &request.payload_bincode)?;
+        Ok(reply(&group.raft.install_snapshot(rpc).await))
+    }
+}
+
+/// `ShardWrite`: proposes write batches to a shard's group and answers once applied.
+#[derive(Debug, Clone)]
+pub struct ShardWriteService {
+    node: Arc<Node>,
+}
+
+impl ShardWriteService {
+    pub fn new(node: Arc<Node>) -> Self {
+        ShardWriteService { node }
+    }
+
+    async fn write(&self, key: ShardKey, command: Command) -> Result<pb::WriteReply> {
+        let group = self.node.group(&key)?;
+        let name = key.group_name();
+        let response = group
+            .raft
+            .client_write(command)
+            .await
+            .map_err(|e| from_write_error(&name, e))?;
+        let log_index = response.log_id.index;
+        match response.data {
+            CommandResponse::Written {
+                first_id,
+                count,
+                duplicate,
+            } => Ok(pb::WriteReply {
+                first_id,
+                count,
+                duplicate,
+                log_index,
+            }),
+            CommandResponse::Stale => Err(Error::InvalidArgument(format!(
+                "batch is older than the {} remembered for its client: it was applied before",
+                crate::state_machine::SEQUENCES_PER_CLIENT_MAX
+            ))),
+            CommandResponse::Rejected { reason } => Err(Error::InvalidArgument(reason)),
+            CommandResponse::None => Err(Error::Raft("a write applied as no command".into())),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::shard_write_server::ShardWrite for ShardWriteService {
+    async fn insert(
+        &self,
+        request: Request<pb::InsertRequest>,
+    ) -> std::result::Result<Response<pb::WriteReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let key = shard_key(request.shard)?;
+            let batch = batch_id(request.batch)?;
+            if request.rows_bincode.is_empty() {
+                return Err(Error::InvalidArgument("empty rows".into()));
+            }
+            let command = Command::Insert {
+                batch,
+                rows: Bytes::from(request.rows_bincode),
+            };
+            self.write(key, command).await
+        };
+        deadline("insert", WRITE_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> std::result::Result<Response<pb::WriteReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let key = shard_key(request.shard)?;
+            let batch = batch_id(request.batch)?;
+            let condition: Condition = decode("condition", &request.condition_bincode)?;
+            self.write(key, Command::Delete { batch, condition }).await
+        };
+        deadline("delete", WRITE_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+}
+
+/// `ShardQuery`: linearizable reads (the leader confirms its leadership first).
+#[derive(Debug, Clone)]
+pub struct ShardQueryService {
+    node: Arc<Node>,
+}
+
+impl ShardQueryService {
+    pub fn new(node: Arc<Node>) -> Self {
+        ShardQueryService { node }
+    }
+
+    async fn linearizable(&self, shard: Option<pb::ShardRef>) -> Result<Arc<Group>> {
+        let key = shard_key(shard)?;
+        let group = self.node.group(&key)?;
+        group
+            .raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| from_read_error(&key.group_name(), e))?;
+        Ok(group)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::shard_query_server::ShardQuery for ShardQueryService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> std::result::Result<Response<pb::QueryReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let query: ShardQuery = decode("query", &request.query_bincode)?;
+            let group = self.linearizable(request.shard).await?;
+            let partial = group.state.read().store.query(&query)?;
+            Ok(pb::QueryReply {
+                partial_bincode: bincode::serialize(&partial).expect("partials serialise"),
+            })
+        };
+        deadline("query", READ_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn count(
+        &self,
+        request: Request<pb::CountRequest>,
+    ) -> std::result::Result<Response<pb::CountReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let group = self.linearizable(request.shard).await?;
+            let state = group.state.read();
+            Ok(pb::CountReply {
+                record_count: state.store.record_count(),
+                live_count: state.store.live_count(),
+            })
+        };
+        deadline("count", READ_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn digest(
+        &self,
+        request: Request<pb::DigestRequest>,
+    ) -> std::result::Result<Response<pb::DigestReply>, Status> {
+        let key = shard_key(request.into_inner().shard)?;
+        let group = self.node.group(&key)?;
+        let state = group.state.read();
+        Ok(Response::new(pb::DigestReply {
+            digest: state.store.digest(),
+            applied_index: state.last_applied.map_or(0, |l| l.index),
+            record_count: state.store.record_count(),
+        }))
+    }
+}
+
+/// `Admin`: table creation (placement, group creation), group opening, status.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    node: Arc<Node>,
+}
+
+impl AdminService {
+    pub fn new(node: Arc<Node>) -> Self {
+        AdminService { node }
+    }
+
+    /// Open a shard group on node `id` (this one, or a peer over gRPC).
+    async fn open_on(&self, id: NodeId, request: pb::OpenShardRequest) -> Result<()> {
+        if id == self.node.id() {
+            return open_shard(&self.node, request).await;
+        }
+        let addr = self
+            .node
+            .config
+            .peers
+            .get(&id)
+            .ok_or_else(|| Error::NotFound(format!("node {id}")))?;
+        let channel = self.node.config.transport.channel(addr)?;
+        AdminClient::new(channel)
+            .open_shard(request)
+            .await
+            .map_err(|s| crate::status::error_from_status(addr, &s))?;
+        Ok(())
+    }
+
+    async fn create_table(&self, request: pb::CreateTableRequest) -> Result<()> {
+        if !ShardKey::valid_table_name(&request.name) {
+            return Err(Error::InvalidArgument(format!(
+                "bad table name {:?}: use letters, digits and _",
+                request.name
+            )));
+        }
+        let schema: Schema = decode("schema", &request.schema_bincode)?;
+        Schema::new(schema.columns.clone())?;
+        if request.shards == 0 {
+            return Err(Error::InvalidArgument(
+                "a table needs at least one shard".into(),
+            ));
+        }
+        let replicas = match request.replicas {
+            0 => placement::REPLICAS_DEFAULT,
+            r => r as usize,
+        };
+        let nodes: Vec<NodeId> = self.node.config.peers.keys().copied().collect();
+        for shard in 0..request.shards {
+            let key = ShardKey::new(&request.name, shard);
+            let owners = placement::replicas(&key, &nodes, replicas);
+            let members: Vec<pb::NodeInfo> = owners
+                .iter()
+                .map(|id| pb::NodeInfo {
+                    id: *id,
+                    addr: self.node.config.peers[id].clone(),
+                })
+                .collect();
+            let open = |initialize| pb::OpenShardRequest {
+                shard: Some(pb::ShardRef {
+                    table: key.table.clone(),
+                    shard,
+                }),
+                schema_bincode: request.schema_bincode.clone(),
+                members: members.clone(),
+                initialize,
+            };
+            for &owner in &owners {
+                self.open_on(owner, open(false)).await?;
+            }
+            self.open_on(owners[0], open(true)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Open a shard group here, and initialise it when asked.
+async fn open_shard(node: &Node, request: pb::OpenShardRequest) -> Result<()> {
+    let key = shard_key(request.shard)?;
+    let schema: Schema = decode("schema", &request.schema_bincode)?;
+    let group = node
+        .open_group(GroupSpec {
+            key: key.clone(),
+            schema,
+        })
+        .await?;
+    if group.state.read().store.schema().columns.is_empty() {
+        return Err(Error::Raft(format!("group {key} opened without a schema")));
+    }
+    if request.initialize {
+        let members: BTreeMap<NodeId, String> = request
+            .members
+            .into_iter()
+            .map(|n| (n.id, n.addr))
+            .collect();
+        if !members.contains_key(&node.id()) {
+            return Err(Error::InvalidArgument(format!(
+                "node {} initialising {key} is not among its members",
+                node.id()
+            )));
+        }
+        node.initialize_group(&key, &members).await?;
+    }
+    Ok(())
+}
+
+/// A group's status as this node sees it.
+pub fn group_status(group: &Group) -> pb::GroupStatus {
+    let metrics = group.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let state = match metrics.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    };
+    pb::GroupStatus {
+        group: group.key.group_name(),
+        leader_id: metrics.current_leader.unwrap_or(0),
+        term: metrics.current_term,
+        commit_index: group.log.committed().map_or(0, |l| l.index),
+        applied_index: metrics.last_applied.map_or(0, |l| l.index),
+        last_log_index: metrics.last_log_index.unwrap_or(0),
+        snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+        state: state.to_string(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn initialize(
+        &self,
+        _request: Request<pb::InitializeRequest>,
+    ) -> std::result::Result<Response<pb::InitializeReply>, Status> {
+        Err(Status::unimplemented(
+            "the meta group is not built yet: nodes are configured with --peers",
+        ))
+    }
+
+    async fn join(
+        &self,
+        _request: Request<pb::JoinRequest>,
+    ) -> std::result::Result<Response<pb::JoinReply>, Status> {
+        Err(Status::unimplemented(
+            "joining needs the meta group, which is not built yet",
+        ))
+    }
+
+    async fn leave(
+        &self,
+        _request: Request<pb::LeaveRequest>,
+    ) -> std::result::Result<Response<pb::LeaveReply>, Status> {
+        Err(Status::unimplemented(
+            "leaving needs the meta group, which is not built yet",
+        ))
+    }
+
+    async fn create_table(
+        &self,
+        request: Request<pb::CreateTableRequest>,
+    ) -> std::result::Result<Response<pb::CreateTableReply>, Status> {
+        let request = request.into_inner();
+        deadline("create table", ADMIN_TIMEOUT_MS, self.create_table(request))
+            .await
+            .map(|()| Response::new(pb::CreateTableReply {}))
+    }
+
+    async fn open_shard(
+        &self,
+        request: Request<pb::OpenShardRequest>,
+    ) -> std::result::Result<Response<pb::OpenShardReply>, Status> {
+        let request = request.into_inner();
+        deadline(
+            "open shard",
+            ADMIN_TIMEOUT_MS,
+            open_shard(&self.node, request),
+        )
+        .await
+        .map(|()| Response::new(pb::OpenShardReply {}))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> std::result::Result<Response<pb::StatusReply>, Status> {
+        Ok(Response::new(pb::StatusReply {
+            node_id: self.node.id(),
+            groups: self.node.groups().iter().map(|g| group_status(g)).collect(),
+        }))
+    }
+}

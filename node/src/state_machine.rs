@@ -1,0 +1,717 @@
+//! A shard group's state machine: a `rhizome-core` [`ShardStore`], the last applied log id and
+//! membership, and the ids of recently applied write batches.
+//!
+//! ## Files, per group, on every data directory (spindle) `d`
+//!
+//! ```text
+//! d/groups/<table>.<shard>/
+//!     live -> snap-<n>      symlink: where the in-memory store saves its segments
+//!     snap-<n>/             one snapshot: column-XXXX.seg files (spread over spindles);
+//!                           on the first spindle also MANIFEST and STATE
+//!     CURRENT               (first spindle) the name of the last complete snapshot
+//! ```
+//!
+//! A snapshot is taken by pointing `live` at a fresh `snap-<n>`, saving the store through it
+//! (`ShardStore::save`), writing `STATE` (snapshot meta, applied batch ids), and only then
+//! replacing `CURRENT`, so a crash at any point leaves the previous snapshot whole. A restart
+//! opens the snapshot named by `CURRENT` and openraft re-applies the log after it.
+//!
+//! The snapshot shipped to a lagging replica is an archive of that directory's files (see
+//! [`archive`]); openraft sends it in chunks; the receiver writes the files into its own
+//! `snap-<n>`, spreading column files over its own spindles, and opens them.
+//!
+//! ## Batch ids
+//!
+//! A retried batch must change nothing. The state machine remembers, per client, the outcome
+//! of its last [`SEQUENCES_PER_CLIENT_MAX`] batches, for at most [`CLIENTS_MAX`] clients
+//! (the least recently written client is forgotten first). This state is part of snapshots,
+//! so every replica answers a retry the same way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
+use rhizome_core::shard::{Schema, ShardStore, StoreOptions};
+use rhizome_core::value::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::sync_dir;
+use crate::types::{
+    BatchId, Command, CommandResponse, Entry, LogId, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
+
+/// Clients whose batch ids are remembered.
+pub const CLIENTS_MAX: usize = 4096;
+/// Batches remembered per client: how many a client may have in flight to one shard.
+pub const SEQUENCES_PER_CLIENT_MAX: usize = 64;
+/// File naming the current snapshot directory.
+pub const CURRENT_FILE: &str = "CURRENT";
+/// File holding the state machine's own state inside a snapshot directory.
+pub const STATE_FILE: &str = "STATE";
+const LIVE_LINK: &str = "live";
+const SNAPSHOT_PREFIX: &str = "snap-";
+/// Largest file in a snapshot archive (a bound on what a corrupt archive makes us allocate).
+pub const ARCHIVE_FILE_BYTES_MAX: u64 = 16 << 30;
+
+/// Outcome of one remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Written {
+    first_id: u64,
+    count: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ClientBatches {
+    /// Outcome by sequence, the newest [`SEQUENCES_PER_CLIENT_MAX`].
+    outcomes: BTreeMap<u64, Written>,
+    /// Log index of this client's last applied batch: the eviction order.
+    last_index: u64,
+}
+
+/// Recently applied batch ids.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppliedBatches {
+    clients: HashMap<u64, ClientBatches>,
+}
+
+/// What a batch id means to the state machine now.
+enum Seen {
+    New,
+    Duplicate(Written),
+    Stale,
+}
+
+impl AppliedBatches {
+    fn check(&self, batch: BatchId) -> Seen {
+        let Some(client) = self.clients.get(&batch.client) else {
+            return Seen::New;
+        };
+        if let Some(written) = client.outcomes.get(&batch.sequence) {
+            return Seen::Duplicate(*written);
+        }
+        let full = client.outcomes.len() >= SEQUENCES_PER_CLIENT_MAX;
+        match client.outcomes.keys().next() {
+            Some(&oldest) if full && batch.sequence < oldest => Seen::Stale,
+            _ => Seen::New,
+        }
+    }
+
+    fn record(&mut self, batch: BatchId, written: Written, index: u64) {
+        if !self.clients.contains_key(&batch.client) && self.clients.len() >= CLIENTS_MAX {
+            let oldest = self
+                .clients
+                .iter()
+                .min_by_key(|(_, c)| c.last_index)
+                .map(|(&id, _)| id)
+                .expect("a full table has a client");
+            self.clients.remove(&oldest);
+        }
+        let client = self.clients.entry(batch.client).or_default();
+        client.outcomes.insert(batch.sequence, written);
+        while client.outcomes.len() > SEQUENCES_PER_CLIENT_MAX {
+            client.outcomes.pop_first();
+        }
+        client.last_index = index;
+    }
+}
+
+/// What `STATE` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedState {
+    meta: SnapshotMeta,
+    batches: AppliedBatches,
+}
+
+/// The directories of one group, one per spindle.
+#[derive(Debug, Clone)]
+pub struct GroupDirs {
+    /// `<spindle>/groups/<group>` for each spindle; the first holds the log and `CURRENT`.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl GroupDirs {
+    pub fn new(spindles: &[PathBuf], group_dir_name: &str) -> GroupDirs {
+        GroupDirs {
+            dirs: spindles
+                .iter()
+                .map(|s| s.join("groups").join(group_dir_name))
+                .collect(),
+        }
+    }
+
+    pub fn first(&self) -> &Path {
+        &self.dirs[0]
+    }
+
+    fn live_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join(LIVE_LINK)).collect()
+    }
+
+    fn current(&self) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(self.first().join(CURRENT_FILE)) {
+            Ok(name) => Ok(Some(name.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next snapshot directory name: one past the highest on any spindle.
+    fn next_snapshot_name(&self) -> std::io::Result<String> {
+        let mut highest = 0u64;
+        for dir in &self.dirs {
+            if !dir.exists() {
+                continue;
+            }
+            for entry in std::fs::read_dir(dir)? {
+                let name = entry?.file_name().to_string_lossy().to_string();
+                if let Some(n) = name
+                    .strip_prefix(SNAPSHOT_PREFIX)
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    highest = highest.max(n);
+                }
+            }
+        }
+        Ok(format!("{SNAPSHOT_PREFIX}{}", highest + 1))
+    }
+
+    /// Create `name` on every spindle and point `live` at it (atomically, durably).
+    fn point_live_at(&self, name: &str) -> std::io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::create_dir_all(dir.join(name))?;
+            let tmp = dir.join("live.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(name, &tmp)?;
+            std::fs::rename(&tmp, dir.join(LIVE_LINK))?;
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Make `name` the current snapshot and remove every other snapshot directory.
+    fn commit_current(&self, name: &str) -> std::io::Result<()> {
+        write_atomic(&self.first().join(CURRENT_FILE), name.as_bytes())?;
+        for dir in &self.dirs {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let file_name = entry.file_name().to_string_lossy().to_string();
+                if file_name.starts_with(SNAPSHOT_PREFIX) && file_name != name {
+                    std::fs::remove_dir_all(entry.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Write a file durably: temp name, fsync, rename, directory fsync.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().expect("a file has a directory"))
+}
+
+/// Snapshot archives: the files of a snapshot directory, in one byte string.
+///
+/// ```text
+/// archive := magic "RHZSNAP1" | file_count: u32 LE | file*
+/// file    := name_len: u16 LE | name (UTF-8) | data_len: u64 LE | data | crc32c(data): u32 LE
+/// ```
+pub mod archive {
+    use super::ARCHIVE_FILE_BYTES_MAX;
+
+    pub const MAGIC: &[u8; 8] = b"RHZSNAP1";
+
+    pub fn encode(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let total: usize = files.iter().map(|(n, d)| n.len() + d.len() + 14).sum();
+        let mut out = Vec::with_capacity(total + 12);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(files.len() as u32).to_le_bytes());
+        for (name, data) in files {
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, String> {
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            let slice = bytes
+                .get(at..at + n)
+                .ok_or_else(|| format!("archive cut short at byte {at}"))?;
+            at += n;
+            Ok(slice)
+        };
+        if take(8)? != MAGIC {
+            return Err("not a snapshot archive".into());
+        }
+        let count = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
+        let mut files = Vec::new();
+        for _ in 0..count {
+            let name_len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
+            let name = std::str::from_utf8(take(name_len)?)
+                .map_err(|_| "file name is not UTF-8".to_string())?
+                .to_string();
+            if name.contains('/') || name.starts_with('.') || name.is_empty() {
+                return Err(format!("bad file name {name:?}"));
+            }
+            let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+            if len > ARCHIVE_FILE_BYTES_MAX {
+                return Err(format!("file {name} of {len} bytes"));
+            }
+            let data = take(len as usize)?;
+            let crc = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
+            if crc32c::crc32c(data) != crc {
+                return Err(format!("file {name}: checksum mismatch"));
+            }
+            files.push((name, data));
+        }
+        Ok(files)
+    }
+}
+
+/// The state behind the lock.
+#[derive(Debug)]
+pub struct ShardState {
+    pub store: ShardStore,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    batches: AppliedBatches,
+    /// The last complete snapshot: its meta and directory name.
+    snapshot: Option<(SnapshotMeta, String)>,
+}
+
+/// Shared between the Raft core (which applies) and the services (which read).
+#[derive(Debug)]
+pub struct ShardShared {
+    pub dirs: GroupDirs,
+    state: RwLock<ShardState>,
+}
+
+impl ShardShared {
+    pub fn read(&self) -> RwLockReadGuard<'_, ShardState> {
+        self.state
+            .read()
+            .expect("state machine lock poisoned by a panic")
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, ShardState> {
+        self.state
+            .write()
+            .expect("state machine lock poisoned by a panic")
+    }
+}
+
+/// openraft's handle on a shard's state machine.
+#[derive(Debug, Clone)]
+pub struct ShardStateMachine {
+    shared: Arc<ShardShared>,
+}
+
+fn sm_error(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        ErrorSubject::StateMachine,
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+fn snapshot_error(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        ErrorSubject::Snapshot(None),
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+impl ShardStateMachine {
+    /// Open the group's last snapshot, or start an empty store with `schema`.
+    pub fn open(dirs: GroupDirs, schema: Schema) -> Result<ShardStateMachine, StorageError> {
+        let read_err = |e: std::io::Error| sm_error(ErrorVerb::Read, e);
+        for dir in &dirs.dirs {
+            std::fs::create_dir_all(dir).map_err(read_err)?;
+        }
+        let state = match dirs.current().map_err(read_err)? {
+            Some(name) => {
+                dirs.point_live_at(&name).map_err(read_err)?;
+                let store = ShardStore::open(StoreOptions::on_disk(dirs.live_dirs()))
+                    .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+                let saved: SavedState = bincode::deserialize(
+                    &std::fs::read(dirs.first().join(&name).join(STATE_FILE)).map_err(read_err)?,
+                )
+                .map_err(|e| sm_error(ErrorVerb::Read, format!("{STATE_FILE}: {e}")))?;
+                tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?saved.meta.last_log_id, records = store.record_count(), "state machine opened from snapshot");
+                ShardState {
+                    store,
+                    last_applied: saved.meta.last_log_id,
+                    membership: saved.meta.last_membership.clone(),
+                    batches: saved.batches,
+                    snapshot: Some((saved.meta, name)),
+                }
+            }
+            None => {
+                let name = dirs.next_snapshot_name().map_err(read_err)?;
+                dirs.point_live_at(&name).map_err(read_err)?;
+                ShardState {
+                    store: ShardStore::new(schema, StoreOptions::on_disk(dirs.live_dirs())),
+                    last_applied: None,
+                    membership: StoredMembership::default(),
+                    batches: AppliedBatches::default(),
+                    snapshot: None,
+                }
+            }
+        };
+        Ok(ShardStateMachine {
+            shared: Arc::new(ShardShared {
+                dirs,
+                state: RwLock::new(state),
+            }),
+        })
+    }
+
+    pub fn shared(&self) -> Arc<ShardShared> {
+        self.shared.clone()
+    }
+
+    /// Read the files of snapshot directory `name` into an archive.
+    fn archive_of(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let mut files = Vec::new();
+        for dir in &self.shared.dirs.dirs {
+            let snap = dir.join(name);
+            let mut entries: Vec<_> = std::fs::read_dir(&snap)?.collect::<Result<_, _>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let file_name = entry.file_name().to_string_lossy().to_string();
+                if file_name.ends_with(".tmp") {
+                    continue;
+                }
+                files.push((file_name, std::fs::read(entry.path())?));
+            }
+        }
+        Ok(archive::encode(&files))
+    }
+}
+
+/// Apply one command to the state; the response is the same on every replica.
+fn apply_command(
+    state: &mut ShardState,
+    command: &Command,
+    index: u64,
+) -> Result<CommandResponse, StorageError> {
+    let batch = command.batch();
+    match state.batches.check(batch) {
+        Seen::Duplicate(w) => {
+            return Ok(CommandResponse::Written {
+                first_id: w.first_id,
+                count: w.count,
+                duplicate: true,
+            })
+        }
+        Seen::Stale => return Ok(CommandResponse::Stale),
+        Seen::New => {}
+    }
+    let written = match command {
+        Command::Insert { rows, .. } => {
+            let rows: Vec<Vec<Value>> = match bincode::deserialize(rows) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    return Ok(CommandResponse::Rejected {
+                        reason: format!("rows do not decode: {e}"),
+                    })
+                }
+            };
+            let rows = match state.store.validate(&rows) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    return Ok(CommandResponse::Rejected {
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            let ids = state
+                .store
+                .append_validated(&rows)
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+            Written {
+                first_id: ids.start,
+                count: ids.end - ids.start,
+            }
+        }
+        Command::Delete { condition, .. } => {
+            // Plan first, so a bad condition is rejected before anything changes.
+            let ids = match state.store.select_ids(condition, usize::MAX) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    return Ok(CommandResponse::Rejected {
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            state
+                .store
+                .delete_ids(&ids)
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+            Written {
+                first_id: 0,
+                count: ids.len() as u64,
+            }
+        }
+    };
+    state.batches.record(batch, written, index);
+    Ok(CommandResponse::Written {
+        first_id: written.first_id,
+        count: written.count,
+        duplicate: false,
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for ShardStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build_snapshot_blocking())
+            .await
+            .map_err(|e| snapshot_error(ErrorVerb::Write, e))?
+    }
+}
+
+impl ShardStateMachine {
+    fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let write_err = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
+        let dirs = &self.shared.dirs;
+        // A read lock: applies wait, queries go on. The store is saved as of last_applied.
+        let state = self.shared.read();
+        let name = dirs.next_snapshot_name().map_err(write_err)?;
+        dirs.point_live_at(&name).map_err(write_err)?;
+        state
+            .store
+            .save()
+            .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
+        let last = state.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: state.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}-{name}",
+                last.map(|l| l.leader_id.term).unwrap_or(0),
+                last.map(|l| l.index).unwrap_or(0)
+            ),
+        };
+        let saved = SavedState {
+            meta: meta.clone(),
+            batches: state.batches.clone(),
+        };
+        write_atomic(
+            &dirs.first().join(&name).join(STATE_FILE),
+            &bincode::serialize(&saved).expect("state serialises"),
+        )
+        .map_err(write_err)?;
+        dirs.commit_current(&name).map_err(write_err)?;
+        drop(state);
+        let data = self.archive_of(&name).map_err(write_err)?;
+        self.shared.write().snapshot = Some((meta.clone(), name.clone()));
+        tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?last, bytes = data.len(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+
+    fn install_blocking(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let err = |e: String| snapshot_error(ErrorVerb::Write, e);
+        let io = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
+        let files = archive::decode(data).map_err(err)?;
+        let dirs = &self.shared.dirs;
+        let name = dirs.next_snapshot_name().map_err(io)?;
+        let spindles = dirs.dirs.len();
+        for dir in &dirs.dirs {
+            std::fs::create_dir_all(dir.join(&name)).map_err(io)?;
+        }
+        for (file_name, bytes) in &files {
+            // Column files go where this node's store looks for them: column i on spindle
+            // i mod spindles; everything else on the first spindle.
+            let spindle = file_name
+                .strip_prefix("column-")
+                .and_then(|r| r.strip_suffix(".seg"))
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or(0, |i| i % spindles);
+            let path = dirs.dirs[spindle].join(&name).join(file_name);
+            std::fs::write(&path, bytes)
+                .and_then(|_| std::fs::File::open(&path)?.sync_all())
+                .map_err(io)?;
+        }
+        for dir in &dirs.dirs {
+            sync_dir(&dir.join(&name)).map_err(io)?;
+        }
+        let saved: SavedState = bincode::deserialize(
+            files
+                .iter()
+                .find(|(n, _)| n == STATE_FILE)
+                .map(|(_, b)| *b)
+                .ok_or_else(|| err(format!("snapshot without {STATE_FILE}")))?,
+        )
+        .map_err(|e| err(format!("{STATE_FILE}: {e}")))?;
+        let mut state = self.shared.write();
+        dirs.point_live_at(&name).map_err(io)?;
+        let store = ShardStore::open(StoreOptions::on_disk(dirs.live_dirs()))
+            .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
+        dirs.commit_current(&name).map_err(io)?;
+        tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?meta.last_log_id, records = store.record_count(), "snapshot installed");
+        state.store = store;
+        state.last_applied = meta.last_log_id;
+        state.membership = meta.last_membership.clone();
+        state.batches = saved.batches;
+        state.snapshot = Some((meta.clone(), name));
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for ShardStateMachine {
+    type SnapshotBuilder = ShardStateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let state = self.shared.read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut state = self.shared.write();
+        let mut responses = Vec::new();
+        for entry in entries {
+            state.last_applied = Some(entry.log_id);
+            let response = match &entry.payload {
+                EntryPayload::Blank => CommandResponse::None,
+                EntryPayload::Membership(membership) => {
+                    state.membership =
+                        StoredMembership::new(Some(entry.log_id), membership.clone());
+                    CommandResponse::None
+                }
+                EntryPayload::Normal(command) => {
+                    apply_command(&mut state, command, entry.log_id.index)?
+                }
+            };
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || this.install_blocking(&meta, snapshot.get_ref()))
+            .await
+            .map_err(|e| snapshot_error(ErrorVerb::Write, e))?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let current = self.shared.read().snapshot.clone();
+        let Some((meta, name)) = current else {
+            return Ok(None);
+        };
+        let this = self.clone();
+        let data = tokio::task::spawn_blocking(move || this.archive_of(&name))
+            .await
+            .map_err(|e| snapshot_error(ErrorVerb::Read, e))?
+            .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+/// Where a group keeps its files, given the node's spindles.
+pub fn group_dirs(spindles: &[PathBuf], group_dir_name: &str) -> GroupDirs {
+    GroupDirs::new(spindles, group_dir_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(client: u64, sequence: u64) -> BatchId {
+        BatchId { client, sequence }
+    }
+
+    #[test]
+    fn batch_ids_answer_duplicates_remember_a_window_and_evict_the_oldest_client() {
+        // Proves: a remembered batch is a duplicate with its first outcome; batches may arrive
+        // out of order within the window; one older than a full window is stale; past
+        // CLIENTS_MAX clients the least recently written is forgotten.
+        let mut batches = AppliedBatches::default();
+        let written = Written {
+            first_id: 10,
+            count: 5,
+        };
+        batches.record(batch(1, 5), written, 1);
+        assert!(matches!(batches.check(batch(1, 5)), Seen::Duplicate(w) if w == written));
+        assert!(matches!(batches.check(batch(1, 4)), Seen::New));
+        for s in 6..6 + SEQUENCES_PER_CLIENT_MAX as u64 {
+            batches.record(batch(1, s), written, s);
+        }
+        assert!(matches!(batches.check(batch(1, 5)), Seen::Stale));
+        assert!(matches!(
+            batches.check(batch(1, 5 + SEQUENCES_PER_CLIENT_MAX as u64)),
+            Seen::Duplicate(_)
+        ));
+        for c in 2..=CLIENTS_MAX as u64 {
+            batches.record(batch(c, 1), written, 1_000 + c);
+        }
+        assert_eq!(batches.clients.len(), CLIENTS_MAX);
+        batches.record(batch(99_999, 1), written, 1_000_000);
+        assert_eq!(batches.clients.len(), CLIENTS_MAX);
+        assert!(
+            !batches.clients.contains_key(&1),
+            "client 1 wrote least recently"
+        );
+    }
+
+    #[test]
+    fn snapshot_archives_round_trip_and_reject_damage() {
+        // Proves: an archive decodes to the files it was made of, and a flipped data byte, a
+        // cut-short archive and a path in a file name are errors, not panics.
+        let files = vec![
+            ("MANIFEST".to_string(), vec![1, 2, 3]),
+            ("column-0000.seg".to_string(), vec![9; 1000]),
+        ];
+        let bytes = archive::encode(&files);
+        let decoded = archive::decode(&bytes).expect("decodes");
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[1].0, "column-0000.seg");
+        assert_eq!(decoded[1].1, &files[1].1[..]);
+        let mut flipped = bytes.clone();
+        let inside_data = bytes.len() - 10;
+        flipped[inside_data] ^= 1;
+        assert!(archive::decode(&flipped).is_err());
+        assert!(archive::decode(&bytes[..bytes.len() - 1]).is_err());
+        let evil = archive::encode(&[("../x".to_string(), vec![])]);
+        assert!(archive::decode(&evil).is_err());
+    }
+}
