@@ -29,7 +29,10 @@ use crate::{Error, Result};
 /// Record ids per window (16 bitmap words).
 const WINDOW_IDS: usize = 1024;
 const WINDOW_WORDS: usize = WINDOW_IDS / 64;
-const _: () = assert!(WINDOW_IDS % 64 == 0, "windows are whole bitmap words");
+const _: () = assert!(
+    WINDOW_IDS.is_multiple_of(64),
+    "windows are whole bitmap words"
+);
 /// Group-by over fewer symbol combinations than this uses dense slot arrays (no hashing).
 const DENSE_GROUP_SLOTS_MAX: u64 = 1 << 16;
 /// Most counters of the count cube (slots × symbols of each counted column); small enough

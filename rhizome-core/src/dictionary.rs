@@ -12,7 +12,7 @@
 //! arrive, and a range lookup is a binary search per run (O(log² n)).
 
 use hashbrown::HashTable;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::ops::Bound;
 
 use crate::bytes::{ByteReader, ByteWriter};
@@ -163,9 +163,7 @@ impl Dictionary {
     }
 
     fn hash_key(&self, key: KeyRef<'_>) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        hasher.finish()
+        self.hasher.hash_one(key)
     }
 
     /// The symbol of a value, if the dictionary holds it. The value must be of the column's type.
@@ -211,11 +209,7 @@ impl Dictionary {
             hasher,
             ..
         } = self;
-        index.insert_unique(hash, symbol, |&s| {
-            let mut h = hasher.build_hasher();
-            key_in(keys, s).hash(&mut h);
-            h.finish()
-        });
+        index.insert_unique(hash, symbol, |&s| hasher.hash_one(key_in(keys, s)));
         self.unsorted.push(symbol);
         Ok((symbol, true))
     }
@@ -420,11 +414,7 @@ impl Dictionary {
                 hasher,
                 ..
             } = &mut dictionary;
-            index.insert_unique(hash, symbol, |&s| {
-                let mut h = hasher.build_hasher();
-                key_in(keys, s).hash(&mut h);
-                h.finish()
-            });
+            index.insert_unique(hash, symbol, |&s| hasher.hash_one(key_in(keys, s)));
         }
         dictionary.unsorted = (1..symbol_count).collect();
         dictionary.seal();

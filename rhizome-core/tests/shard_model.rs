@@ -158,7 +158,9 @@ fn column_index(name: &str) -> usize {
     NAMES.iter().position(|n| *n == name).expect("known column")
 }
 
-/// SQL three-valued evaluation: None is UNKNOWN.
+/// SQL three-valued evaluation: None is UNKNOWN. (UNKNOWN does not short-circuit AND/OR,
+/// hence `fold`, not `try_fold`.)
+#[allow(clippy::manual_try_fold)]
 fn eval(condition: &Condition, row: &[Value]) -> Option<bool> {
     let cmp = |a: &Value, b: &Value| -> Option<Ordering> {
         if a.is_null() || b.is_null() {

@@ -205,8 +205,7 @@ impl<'a> RhizomeRef<'a> {
                 at += 1;
                 continue;
             }
-            if first < 0xE0
-                && first >= 0xC0
+            if (0xC0..0xE0).contains(&first)
                 && at + 1 < bytes.len()
                 && (first != 0xC0 || bytes[at + 1] != 0)
             {
