@@ -26,6 +26,10 @@ use crate::types::{GroupSpec, NodeId, Raft, ShardKey};
 pub const GROUP_FILE: &str = "GROUP";
 
 /// Raft timing and log-compaction settings, injectable so tests and simulations choose them.
+///
+/// openraft 0.9 gives an append-entries RPC the heartbeat interval as its deadline, so the
+/// interval must cover sending and fsyncing [`RaftSettings::append_entries_max`] entries of
+/// up to [`crate::services::WRITE_BATCH_BYTES_MAX`] each on a loaded machine.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
     pub heartbeat_interval_ms: u64,
@@ -44,13 +48,13 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 1_000,
+            election_timeout_max_ms: 2_000,
             snapshot_logs_since_last: 2_000,
             logs_kept_behind_snapshot: 200,
             snapshot_chunk_bytes: 4 << 20,
-            append_entries_max: 64,
+            append_entries_max: 4,
         }
     }
 }
