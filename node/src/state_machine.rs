@@ -659,11 +659,6 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     }
 }
 
-/// Where a group keeps its files, given the node's spindles.
-pub fn group_dirs(spindles: &[PathBuf], group_dir_name: &str) -> GroupDirs {
-    GroupDirs::new(spindles, group_dir_name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
