@@ -26,6 +26,10 @@ use crate::types::{GroupSpec, NodeId, Raft, ShardKey};
 pub const GROUP_FILE: &str = "GROUP";
 
 /// Raft timing and log-compaction settings, injectable so tests and simulations choose them.
+///
+/// openraft 0.9 gives an append-entries RPC the heartbeat interval as its deadline, so the
+/// interval must cover sending and fsyncing [`RaftSettings::append_entries_max`] entries of
+/// up to [`crate::services::WRITE_BATCH_BYTES_MAX`] each on a loaded machine.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
     pub heartbeat_interval_ms: u64,
@@ -37,6 +41,9 @@ pub struct RaftSettings {
     pub logs_kept_behind_snapshot: u64,
     /// Bytes of a snapshot chunk on the wire.
     pub snapshot_chunk_bytes: u64,
+    /// Deadline of one snapshot chunk, the last one including opening the received store.
+    /// openraft's default (200 ms) restarts big snapshots forever on a loaded machine.
+    pub snapshot_chunk_timeout_ms: u64,
     /// Entries in one append-entries message.
     pub append_entries_max: u64,
 }
@@ -44,13 +51,14 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_interval_ms: 500,
+            election_timeout_min_ms: 2_000,
+            election_timeout_max_ms: 4_000,
             snapshot_logs_since_last: 2_000,
             logs_kept_behind_snapshot: 200,
             snapshot_chunk_bytes: 4 << 20,
-            append_entries_max: 64,
+            snapshot_chunk_timeout_ms: 60_000,
+            append_entries_max: 2,
         }
     }
 }
@@ -65,6 +73,7 @@ impl RaftSettings {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.logs_kept_behind_snapshot,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
+            install_snapshot_timeout: self.snapshot_chunk_timeout_ms,
             max_payload_entries: self.append_entries_max,
             purge_batch_size: 1,
             ..Default::default()

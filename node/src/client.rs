@@ -29,8 +29,22 @@ use crate::types::{BatchId, NodeId, ShardKey};
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Deadline of a whole operation, retries included.
 pub const OPERATION_TIMEOUT_MS: u64 = 30_000;
+/// Deadline of a replica change (new replicas copy the whole shard).
+pub const CHANGE_REPLICAS_TIMEOUT_MS: u64 = 600_000;
 /// Pause before retrying after a transport failure or an unknown leader.
 pub const RETRY_BACKOFF_MS: u64 = 50;
+
+/// What to do after a failed attempt.
+enum Next {
+    /// Go straight to the leader we were told about.
+    Retry,
+    /// Wait a little, then try the next candidate.
+    Backoff,
+    /// This node does not host the shard: try the next.
+    NotHere,
+    /// An answer that retrying cannot change.
+    Fail,
+}
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,35 +145,42 @@ impl Client {
                 }
                 Err(status) => {
                     let error = error_from_status(&addr, &status);
-                    let mut leaders = self.leaders.lock().expect("leader cache lock");
-                    match &error {
-                        Error::NotLeader {
-                            leader: Some((_, leader_addr)),
-                            ..
-                        } if *leader_addr != addr => {
-                            leaders.insert(key.clone(), leader_addr.clone());
-                            drop(leaders);
+                    // Decide under the cache lock; wait (if at all) after releasing it.
+                    let next = {
+                        let mut leaders = self.leaders.lock().expect("leader cache lock");
+                        match &error {
+                            Error::NotLeader {
+                                leader: Some((_, leader_addr)),
+                                ..
+                            } if *leader_addr != addr => {
+                                leaders.insert(key.clone(), leader_addr.clone());
+                                Next::Retry
+                            }
+                            Error::NotLeader { .. }
+                            | Error::Transport { .. }
+                            | Error::Unavailable { .. } => {
+                                leaders.remove(key);
+                                Next::Backoff
+                            }
+                            // Not hosted on a node we guessed: try another, until all said so.
+                            Error::NotFound(_) if !leaders.contains_key(key) => Next::NotHere,
+                            _ => Next::Fail,
                         }
-                        Error::NotLeader { .. }
-                        | Error::Transport { .. }
-                        | Error::Unavailable { .. } => {
-                            leaders.remove(key);
-                            drop(leaders);
+                    };
+                    match next {
+                        Next::Retry => not_found = 0,
+                        Next::Backoff => {
+                            not_found = 0;
                             tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
                         }
-                        // A shard not hosted on a node we guessed: try another, until all said so.
-                        Error::NotFound(_) if !leaders.contains_key(key) => {
-                            drop(leaders);
+                        Next::NotHere => {
                             not_found += 1;
                             if not_found >= addresses.len() {
                                 return Err(error);
                             }
-                            last_error = Some(error);
-                            continue;
                         }
-                        _ => return Err(error),
+                        Next::Fail => return Err(error),
                     }
-                    not_found = 0;
                     last_error = Some(error);
                 }
             }
@@ -308,6 +329,37 @@ impl Client {
             .await
             .map_err(|s| error_from_status(addr, &s))?;
         Ok(())
+    }
+
+    /// Move a shard's replicas to `members` (ids and addresses); returns the new voters.
+    /// Writes and reads of the shard go on meanwhile.
+    pub async fn change_replicas(
+        &self,
+        key: &ShardKey,
+        members: &BTreeMap<NodeId, String>,
+    ) -> Result<Vec<NodeId>> {
+        let reply = self
+            .with_leader(key, |channel| {
+                let mut message = tonic::Request::new(pb::ChangeReplicasRequest {
+                    shard: shard_ref(key),
+                    members: members
+                        .iter()
+                        .map(|(&id, addr)| pb::NodeInfo {
+                            id,
+                            addr: addr.clone(),
+                        })
+                        .collect(),
+                });
+                message.set_timeout(Duration::from_millis(CHANGE_REPLICAS_TIMEOUT_MS));
+                async move {
+                    AdminClient::new(channel)
+                        .change_replicas(message)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        Ok(reply.voters)
     }
 
     /// The status of the node at `addr`.

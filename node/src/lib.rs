@@ -17,6 +17,27 @@
 //! | [`app`] | wires it together: a node, its groups, its server |
 //! | [`client`] | a Rust client: finds leaders, retries with the same batch id |
 
+//! ## Choices where the design is silent
+//!
+//! * **Wire payloads** are bincode (`Partial` has non-string map keys, so not JSON); rows
+//!   stay encoded in the log entry (`Bytes`) and are decoded once per replica on apply.
+//! * **Batch ids** are (client, sequence). Each shard remembers the outcome of a client's last
+//!   64 batches, for 4096 clients (least recently written evicted); a retry inside that window
+//!   is answered `duplicate`, one older is rejected as stale. Part of every snapshot.
+//! * **Snapshots** save the whole `ShardStore` into a fresh `snap-<n>` directory reached
+//!   through a `live` symlink (the store cannot be told to save elsewhere), then `CURRENT`
+//!   is replaced; the shipped snapshot is an archive of those files with a CRC32C per file.
+//! * **Tables** are created through any node (`Admin.CreateTable`), which places shards on
+//!   the ring over its configured peers and opens each group on its replicas; each group's
+//!   `GROUP` file lets a restarted node reopen it. There is no meta group yet.
+//! * **Timing**: openraft 0.9 gives append-entries the heartbeat interval as deadline, so
+//!   heartbeats are 500 ms (elections 2–4 s) and an append carries at most 2 entries of at
+//!   most 8 MiB. Tests use faster settings through [`app::RaftSettings`].
+//! * **Seams for simulation**: [`network::Transport`] hands out channels (a simulated network
+//!   builds them over its own streams); [`app::serve`] takes any stream of connections; all
+//!   waiting uses tokio time; the client id is given by the caller. openraft 0.9 draws its
+//!   election timeouts from `rand::thread_rng` itself, which is not injectable.
+
 pub mod app;
 pub mod client;
 pub mod error;

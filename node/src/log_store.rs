@@ -15,6 +15,10 @@
 //! After a failed write or fsync the store refuses every later write with the first error:
 //! the page cache may have dropped the data, so nothing written after it can be trusted.
 
+// openraft's storage traits return its `StorageError` (a large type) by value; our helpers
+// return the same type rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -165,6 +169,26 @@ impl LogStore {
         self.inner
             .lock()
             .expect("log store lock poisoned by a panic")
+    }
+
+    /// Run a writing (fsyncing) step on the blocking pool, so no runtime worker waits on the
+    /// disk. openraft awaits each log write before the next, which keeps them in order.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        step: impl FnOnce(&mut LogInner) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            step(&mut inner.lock().expect("log store lock poisoned by a panic"))
+        })
+        .await
+        .map_err(|e| {
+            io_error(
+                ErrorSubject::Logs,
+                ErrorVerb::Write,
+                &std::io::Error::other(e.to_string()),
+            )
+        })?
     }
 
     /// The last committed log id this node has recorded.
@@ -350,10 +374,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        inner.write(&encode_record(&RecordRef::Vote(vote)), true)?;
-        inner.vote = Some(*vote);
-        Ok(())
+        let vote = *vote;
+        self.blocking(move |inner| {
+            inner.write(&encode_record(&RecordRef::Vote(&vote)), true)?;
+            inner.vote = Some(vote);
+            Ok(())
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -383,29 +410,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut inner = self.lock();
-        let mut bytes = Vec::new();
-        for entry in entries {
-            let record = encode_record(&RecordRef::Entry(&entry));
-            let size = record.len() as u64;
-            bytes.extend_from_slice(&record);
-            let index = entry.get_log_id().index;
-            inner.remove_from(index);
-            inner.live_entry_bytes += size;
-            inner.entries.insert(index, (entry, size));
-        }
-        let result = inner.write(&bytes, true);
-        drop(inner);
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.blocking(move |inner| {
+            let mut bytes = Vec::new();
+            for entry in entries {
+                let record = encode_record(&RecordRef::Entry(&entry));
+                let size = record.len() as u64;
+                bytes.extend_from_slice(&record);
+                let index = entry.get_log_id().index;
+                inner.remove_from(index);
+                inner.live_entry_bytes += size;
+                inner.entries.insert(index, (entry, size));
             }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(e)
+            let result = inner.write(&bytes, true);
+            match result {
+                Ok(()) => {
+                    callback.log_io_completed(Ok(()));
+                    Ok(())
+                }
+                Err(e) => {
+                    callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                    Err(e)
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -31,8 +31,8 @@ use crate::types::{NodeId, TypeConfig};
 pub const MESSAGE_BYTES_MAX: usize = 256 << 20;
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
-/// Deadline of a Raft RPC when openraft gives none shorter.
-pub const RAFT_RPC_TIMEOUT_MS: u64 = 5_000;
+/// Longest deadline of a Raft RPC (openraft gives each its own, shorter or not).
+pub const RAFT_RPC_TIMEOUT_MS: u64 = 60_000;
 
 /// Hands out channels to peers: the seam where a simulated network plugs in.
 pub trait Transport: Send + Sync + std::fmt::Debug + 'static {

@@ -25,10 +25,15 @@ use crate::types::{BatchId, Command, CommandResponse, GroupSpec, NodeId, ShardKe
 
 /// Deadline of a write, from arrival to applied on the leader.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
+/// Largest encoded insert batch (one Raft entry): bounds the size of an append-entries
+/// message, which must reach a follower within a heartbeat interval.
+pub const WRITE_BATCH_BYTES_MAX: usize = 8 << 20;
 /// Deadline of a linearizable read.
 pub const READ_TIMEOUT_MS: u64 = 10_000;
 /// Deadline of an admin call (it may call other nodes).
 pub const ADMIN_TIMEOUT_MS: u64 = 15_000;
+/// Deadline of a replica change: new replicas copy the whole shard.
+pub const CHANGE_REPLICAS_TIMEOUT_MS: u64 = 600_000;
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     bincode::deserialize(bytes).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
@@ -180,6 +185,12 @@ impl pb::shard_write_server::ShardWrite for ShardWriteService {
             if request.rows_bincode.is_empty() {
                 return Err(Error::InvalidArgument("empty rows".into()));
             }
+            if request.rows_bincode.len() > WRITE_BATCH_BYTES_MAX {
+                return Err(Error::InvalidArgument(format!(
+                    "batch of {} bytes exceeds {WRITE_BATCH_BYTES_MAX}: split it",
+                    request.rows_bincode.len()
+                )));
+            }
             let command = Command::Insert {
                 batch,
                 rows: Bytes::from(request.rows_bincode),
@@ -297,15 +308,19 @@ impl AdminService {
 
     /// Open a shard group on node `id` (this one, or a peer over gRPC).
     async fn open_on(&self, id: NodeId, request: pb::OpenShardRequest) -> Result<()> {
-        if id == self.node.id() {
-            return open_shard(&self.node, request).await;
-        }
         let addr = self
             .node
             .config
             .peers
             .get(&id)
             .ok_or_else(|| Error::NotFound(format!("node {id}")))?;
+        self.open_at(id, addr, request).await
+    }
+
+    async fn open_at(&self, id: NodeId, addr: &str, request: pb::OpenShardRequest) -> Result<()> {
+        if id == self.node.id() {
+            return open_shard(&self.node, request).await;
+        }
         let channel = self.node.config.transport.channel(addr)?;
         AdminClient::new(channel)
             .open_shard(request)
@@ -358,6 +373,65 @@ impl AdminService {
             self.open_on(owners[0], open(true)).await?;
         }
         Ok(())
+    }
+}
+
+impl AdminService {
+    /// Move a shard to `members`: learners first, caught up, then one membership change.
+    async fn change_replicas(&self, request: pb::ChangeReplicasRequest) -> Result<Vec<NodeId>> {
+        let key = shard_key(request.shard)?;
+        let name = key.group_name();
+        let group = self.node.group(&key)?;
+        let members: BTreeMap<NodeId, String> = request
+            .members
+            .into_iter()
+            .map(|n| (n.id, n.addr))
+            .collect();
+        if members.is_empty() || members.contains_key(&0) {
+            return Err(Error::InvalidArgument(
+                "a shard needs at least one replica, with non-zero node ids".into(),
+            ));
+        }
+        // Only the leader changes membership; anyone else answers with the leader.
+        group
+            .raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| from_read_error(&name, e))?;
+        let schema_bincode =
+            bincode::serialize(group.state.read().store.schema()).expect("schemas serialise");
+        let current = group.raft.metrics().borrow().membership_config.clone();
+        let known: std::collections::BTreeSet<NodeId> =
+            current.membership().nodes().map(|(id, _)| *id).collect();
+        for (&id, addr) in &members {
+            if known.contains(&id) {
+                continue;
+            }
+            let open = pb::OpenShardRequest {
+                shard: Some(pb::ShardRef {
+                    table: key.table.clone(),
+                    shard: key.shard,
+                }),
+                schema_bincode: schema_bincode.clone(),
+                members: Vec::new(),
+                initialize: false,
+            };
+            self.open_at(id, addr, open).await?;
+            tracing::info!(group = %name, node = id, "adding learner; waiting for it to catch up");
+            group
+                .raft
+                .add_learner(id, openraft::BasicNode { addr: addr.clone() }, true)
+                .await
+                .map_err(|e| from_write_error(&name, e))?;
+        }
+        let voters: std::collections::BTreeSet<NodeId> = members.keys().copied().collect();
+        group
+            .raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| from_write_error(&name, e))?;
+        tracing::info!(group = %name, voters = ?members.keys(), "replicas changed");
+        Ok(members.keys().copied().collect())
     }
 }
 
@@ -467,6 +541,20 @@ impl pb::admin_server::Admin for AdminService {
         )
         .await
         .map(|()| Response::new(pb::OpenShardReply {}))
+    }
+
+    async fn change_replicas(
+        &self,
+        request: Request<pb::ChangeReplicasRequest>,
+    ) -> std::result::Result<Response<pb::ChangeReplicasReply>, Status> {
+        let request = request.into_inner();
+        deadline(
+            "change replicas",
+            CHANGE_REPLICAS_TIMEOUT_MS,
+            self.change_replicas(request),
+        )
+        .await
+        .map(|voters| Response::new(pb::ChangeReplicasReply { voters }))
     }
 
     async fn status(

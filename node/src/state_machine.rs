@@ -27,6 +27,10 @@
 //! (the least recently written client is forgotten first). This state is part of snapshots,
 //! so every replica answers a retry the same way.
 
+// openraft's storage traits return its `StorageError` (a large type) by value; our helpers
+// return the same type rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -590,24 +594,32 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut state = self.shared.write();
-        let mut responses = Vec::new();
-        for entry in entries {
-            state.last_applied = Some(entry.log_id);
-            let response = match &entry.payload {
-                EntryPayload::Blank => CommandResponse::None,
-                EntryPayload::Membership(membership) => {
-                    state.membership =
-                        StoredMembership::new(Some(entry.log_id), membership.clone());
-                    CommandResponse::None
-                }
-                EntryPayload::Normal(command) => {
-                    apply_command(&mut state, command, entry.log_id.index)?
-                }
-            };
-            responses.push(response);
-        }
-        Ok(responses)
+        // Applying is CPU work (decoding, validating, appending to every column): it runs on
+        // the blocking pool so runtime workers stay free for heartbeats and RPCs.
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = shared.write();
+            let mut responses = Vec::with_capacity(entries.len());
+            for entry in entries {
+                state.last_applied = Some(entry.log_id);
+                let response = match &entry.payload {
+                    EntryPayload::Blank => CommandResponse::None,
+                    EntryPayload::Membership(membership) => {
+                        state.membership =
+                            StoredMembership::new(Some(entry.log_id), membership.clone());
+                        CommandResponse::None
+                    }
+                    EntryPayload::Normal(command) => {
+                        apply_command(&mut state, command, entry.log_id.index)?
+                    }
+                };
+                responses.push(response);
+            }
+            Ok(responses)
+        })
+        .await
+        .map_err(|e| sm_error(ErrorVerb::Write, e))?
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -645,11 +657,6 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
             snapshot: Box::new(Cursor::new(data)),
         }))
     }
-}
-
-/// Where a group keeps its files, given the node's spindles.
-pub fn group_dirs(spindles: &[PathBuf], group_dir_name: &str) -> GroupDirs {
-    GroupDirs::new(spindles, group_dir_name)
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ struct Args {
     /// Applied entries between snapshots of a shard.
     #[arg(long, default_value_t = RaftSettings::default().snapshot_logs_since_last)]
     snapshot_every: u64,
+    /// Log entries kept behind a snapshot, for followers slightly behind.
+    #[arg(long, default_value_t = RaftSettings::default().logs_kept_behind_snapshot)]
+    logs_kept: u64,
 }
 
 fn parse_peers(peers: &[String]) -> Result<BTreeMap<NodeId, String>, String> {
@@ -79,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peers,
         raft: RaftSettings {
             snapshot_logs_since_last: args.snapshot_every,
+            logs_kept_behind_snapshot: args.logs_kept,
             ..RaftSettings::default()
         },
         transport: Arc::new(TcpTransport::default()),
