@@ -181,7 +181,11 @@ impl Cube {
 /// Per-slot state of an aggregate over a column that is not counted.
 enum RowAccumulator {
     CountNonNull(Vec<u64>),
+    /// `deferred` buffers (symbol, slot) pairs of a large dictionary: they are summed in
+    /// symbol-region order by [`sum_deferred`], so the dictionary's keys are not read at
+    /// random (one cache and TLB miss per record).
     SumInt {
+        deferred: Option<Vec<(Symbol, u32)>>,
         sums: Vec<i128>,
         counts: Vec<u64>,
     },
@@ -202,7 +206,7 @@ impl RowAccumulator {
     fn grow(&mut self, slots: usize) {
         match self {
             RowAccumulator::CountNonNull(counts) => counts.resize(slots, 0),
-            RowAccumulator::SumInt { sums, counts } => {
+            RowAccumulator::SumInt { sums, counts, .. } => {
                 sums.resize(slots, 0);
                 counts.resize(slots, 0);
             }
@@ -313,6 +317,7 @@ pub(crate) fn aggregate(
                 }
             }
             Aggregate::Sum(_) | Aggregate::Avg(_) => RowAccumulator::SumInt {
+                deferred: (n > DEFERRED_SUM_SYMBOLS_MIN).then(Vec::new),
                 sums: Vec::new(),
                 counts: Vec::new(),
             },
@@ -434,7 +439,26 @@ pub(crate) fn aggregate(
                 RowAccumulator::CountNonNull(counts) => {
                     pairs.for_each(|(g, s)| counts[g] += (s != NULL_SYMBOL) as u64);
                 }
-                RowAccumulator::SumInt { sums, counts } => {
+                RowAccumulator::SumInt {
+                    deferred: Some(deferred),
+                    sums,
+                    counts,
+                } => {
+                    let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
+                    deferred.extend(
+                        pairs
+                            .filter(|&(_, s)| s != NULL_SYMBOL)
+                            .map(|(g, s)| (s, g as u32)),
+                    );
+                    if deferred.len() >= DEFERRED_PAIRS_MAX {
+                        sum_deferred(keys, deferred, sums, counts);
+                    }
+                }
+                RowAccumulator::SumInt {
+                    deferred: None,
+                    sums,
+                    counts,
+                } => {
                     let keys = column.dictionary().fixed_keys().unwrap_or(&[]);
                     for (g, s) in pairs.filter(|&(_, s)| s != NULL_SYMBOL) {
                         sums[g] += keys[s as usize] as i128;
@@ -471,6 +495,26 @@ pub(crate) fn aggregate(
             }
         }
     });
+
+    for source in sources.iter_mut() {
+        if let Source::Rows {
+            column,
+            accumulator:
+                RowAccumulator::SumInt {
+                    deferred: Some(deferred),
+                    sums,
+                    counts,
+                },
+        } = source
+        {
+            let keys = store
+                .column(*column)
+                .dictionary()
+                .fixed_keys()
+                .unwrap_or(&[]);
+            sum_deferred(keys, deferred, sums, counts);
+        }
+    }
 
     // 4. From slots and symbols back to values.
     let slot_tuples: Vec<(usize, Vec<Symbol>)> = match &grouping {
@@ -511,7 +555,7 @@ pub(crate) fn aggregate(
                     let dictionary = store.column(*column).dictionary();
                     match accumulator {
                         RowAccumulator::CountNonNull(counts) => AggState::Count(counts[slot]),
-                        RowAccumulator::SumInt { sums, counts } => AggState::SumInt {
+                        RowAccumulator::SumInt { sums, counts, .. } => AggState::SumInt {
                             sum: sums[slot],
                             count: counts[slot],
                         },
@@ -543,6 +587,45 @@ pub(crate) fn aggregate(
     // With no group column and no record selected the partial stays empty; `Partial::finish`
     // answers SQL's one row of empty aggregates.
     Ok(partial)
+}
+
+/// SUM over a column of more distinct values than this defers its look-ups (see
+/// [`sum_deferred`]).
+const DEFERRED_SUM_SYMBOLS_MIN: usize = 1 << 16;
+/// Most (symbol, slot) pairs buffered before they are summed.
+const DEFERRED_PAIRS_MAX: usize = 1 << 20;
+/// Symbol regions of [`sum_deferred`]: 256 regions of a 1M-value dictionary are 32 KiB of keys.
+const DEFERRED_REGION_BITS: u32 = 8;
+
+/// Add the keys of buffered (symbol, slot) pairs to their slots, region of the dictionary by
+/// region (a counting sort on the symbol's high bits), then empty the buffer.
+fn sum_deferred(
+    keys: &[i64],
+    pairs: &mut Vec<(Symbol, u32)>,
+    sums: &mut [i128],
+    counts: &mut [u64],
+) {
+    let symbol_bits = u32::BITS - (keys.len() as u32).leading_zeros();
+    let shift = symbol_bits.saturating_sub(DEFERRED_REGION_BITS);
+    let regions = 1usize << DEFERRED_REGION_BITS;
+    let mut starts = vec![0usize; regions + 1];
+    for &(symbol, _) in pairs.iter() {
+        starts[(symbol >> shift) as usize + 1] += 1;
+    }
+    for region in 0..regions {
+        starts[region + 1] += starts[region];
+    }
+    let mut ordered = vec![(0 as Symbol, 0u32); pairs.len()];
+    for &pair in pairs.iter() {
+        let region = (pair.0 >> shift) as usize;
+        ordered[starts[region]] = pair;
+        starts[region] += 1;
+    }
+    for (symbol, slot) in ordered {
+        sums[slot as usize] += keys[symbol as usize] as i128;
+        counts[slot as usize] += 1;
+    }
+    pairs.clear();
 }
 
 /// An aggregate's state from the number of records per symbol of its column.
