@@ -370,22 +370,29 @@ impl ShardStore {
         hash.finish()
     }
 
-    fn column_file(&self, index: usize) -> Result<PathBuf> {
-        if self.options.data_dirs.is_empty() {
+    fn column_file(data_dirs: &[PathBuf], index: usize) -> Result<PathBuf> {
+        if data_dirs.is_empty() {
             return Err(Error::InvalidArgument(
                 "an in-memory store has no data directory".into(),
             ));
         }
-        let dir = &self.options.data_dirs[index % self.options.data_dirs.len()];
+        let dir = &data_dirs[index % data_dirs.len()];
         Ok(dir.join(format!("column-{index:04}.seg")))
     }
 
-    /// Write every column shard to its segment file, then the manifest. Returns bytes written.
+    /// Write every column shard to its segment file, then the manifest, into the store's data
+    /// directories. Returns bytes written.
     pub fn save(&self) -> Result<u64> {
+        self.save_to(&self.options.data_dirs)
+    }
+
+    /// [`ShardStore::save`] into other data directories (e.g. a fresh snapshot directory);
+    /// [`ShardStore::open`] with the same directories reads it back.
+    pub fn save_to(&self, data_dirs: &[PathBuf]) -> Result<u64> {
         let mut written = 0;
         let mut files = Vec::new();
         for (index, column) in self.columns.iter().enumerate() {
-            let path = self.column_file(index)?;
+            let path = Self::column_file(data_dirs, index)?;
             std::fs::create_dir_all(path.parent().expect("a column file has a directory"))
                 .map_err(|e| Error::io(&path, e))?;
             let mut writer = SegmentWriter::new(&path, "column");
@@ -412,15 +419,14 @@ impl ShardStore {
                     .to_string_lossy(),
             );
         }
-        let mut writer = SegmentWriter::new(&self.manifest_path()?, "manifest");
+        let mut writer = SegmentWriter::new(&Self::manifest_path(data_dirs)?, "manifest");
         writer.add_block("manifest", manifest.into_inner());
         written += writer.finish()?;
         Ok(written)
     }
 
-    fn manifest_path(&self) -> Result<PathBuf> {
-        self.options
-            .data_dirs
+    fn manifest_path(data_dirs: &[PathBuf]) -> Result<PathBuf> {
+        data_dirs
             .first()
             .map(|d| d.join(MANIFEST_FILE))
             .ok_or_else(|| {
@@ -444,7 +450,7 @@ impl ShardStore {
             },
             options,
         );
-        let manifest_path = store.manifest_path()?;
+        let manifest_path = Self::manifest_path(&store.options.data_dirs)?;
         let segment = Segment::open(&manifest_path)?;
         let corrupt = |reason: String| Error::corrupt("manifest", reason).in_file(&manifest_path);
         let mut input = ByteReader::new(segment.block("manifest")?, "manifest");
@@ -483,7 +489,7 @@ impl ShardStore {
         store.columns.clear();
         for (index, def) in store.schema.columns.iter().enumerate() {
             let name = input.str().map_err(read)?;
-            let path = store.column_file(index)?;
+            let path = Self::column_file(&store.options.data_dirs, index)?;
             if path.file_name().is_none_or(|f| f.to_string_lossy() != name) {
                 return Err(corrupt(format!(
                     "column file {name} is not where this store puts column {index}"
