@@ -7,9 +7,9 @@ use crate::error::Result;
 use crate::executor::Executor;
 
 /// `CREATE TABLE lineitem …` as the benchmarks write it.
-pub const LINEITEM_DDL: &str = include_str!("../sql/lineitem.sql");
+pub const LINEITEM_DDL: &str = include_str!("../../bench/lineitem.sql");
 /// The public queries: a `-- Pn: …` name comment, then the query on one line.
-pub const LINEITEM_QUERIES: &str = include_str!("../sql/tpch-lineitem-queries.sql");
+pub const LINEITEM_QUERIES: &str = include_str!("../../bench/tpch-lineitem-queries.sql");
 /// Scale factor of the sample `rhizome dev` loads (about 60,000 rows).
 pub const SAMPLE_SCALE_FACTOR: f64 = 0.01;
 /// Rows per INSERT statement when loading.

@@ -1,6 +1,6 @@
 //! End to end on `LocalCluster`: TPC-H `lineitem` at scale factor 0.1 (600,572 rows) loaded
 //! through INSERT statements of 1000 rows over HTTP; the six public queries answer exactly
-//! `tests/data/expected-sf0.1.tsv` over HTTP (JSON) and over the PostgreSQL wire (simple
+//! `bench/expected-sf0.1.tsv` over HTTP (JSON) and over the PostgreSQL wire (simple
 //! and extended query).
 
 mod common;
@@ -17,7 +17,7 @@ const FLOAT_TOLERANCE: f64 = 1e-6;
 
 /// Expected rows per query name, each row as its `|`-separated fields.
 fn expected() -> BTreeMap<String, Vec<Vec<String>>> {
-    let text = include_str!("data/expected-sf0.1.tsv");
+    let text = include_str!("../../bench/expected-sf0.1.tsv");
     let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
     for line in text
         .lines()

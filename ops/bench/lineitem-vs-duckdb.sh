@@ -11,7 +11,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet duckdb
 fi
 csv="$PWD/target/lineitem-sf$sf.csv"
-queries=rhizome-core/benches/data/tpch-lineitem-queries.sql
+queries=bench/tpch-lineitem-queries.sql
 # First run: generate (and export) the rows, time Rhizome against the reference figures.
 RHIZOME_BENCH_SF="$sf" RHIZOME_BENCH_CSV="$csv" RHIZOME_BENCH_RUNS=1 \
   cargo bench -p rhizome-core --bench lineitem >/dev/null

@@ -81,7 +81,7 @@ fn date(s: &str) -> Value {
     DataType::Date.parse(s).expect("a valid date")
 }
 
-/// The public queries of `shared/bench/tpch-lineitem-queries.sql`, as shard queries, with
+/// The public queries of `bench/tpch-lineitem-queries.sql`, as shard queries, with
 /// the ORDER BY of the final result.
 fn queries() -> Vec<(&'static str, ShardQuery, Vec<OrderBy>)> {
     let eq = |c: &str, v: Value| Condition::eq(c, v);
@@ -198,12 +198,12 @@ fn render(value: &Value) -> String {
     }
 }
 
-/// Expected rows per query name, from `benches/data/expected-sf*.tsv`.
+/// Expected rows per query name, from `bench/expected-sf*.tsv` at the repository root.
 fn expected(scale_factor: f64) -> BTreeMap<String, Vec<String>> {
     let file = if scale_factor == 1.0 {
-        include_str!("data/expected-sf1.tsv")
+        include_str!("../../bench/expected-sf1.tsv")
     } else if scale_factor == 0.1 {
-        include_str!("data/expected-sf0.1.tsv")
+        include_str!("../../bench/expected-sf0.1.tsv")
     } else {
         return BTreeMap::new();
     };
