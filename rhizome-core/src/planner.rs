@@ -337,33 +337,30 @@ fn refresh(store: &ShardStore, expr: Expr) -> Expr {
         Expr::And(children) | Expr::Or(children) if children.is_empty() => {
             unreachable!("simplified away")
         }
-        Expr::And(children) => {
-            // Simplifying may merge leaves again (an OR that folded to one leaf joins its
-            // sibling on the same column): count those once more.
-            match simplify(Expr::And(
-                children.into_iter().map(|c| refresh(store, c)).collect(),
-            )) {
-                Expr::And(children) => simplify(Expr::And(
-                    children
-                        .into_iter()
-                        .map(|c| recount_merged(store, c))
-                        .collect(),
-                )),
-                other => recount_merged(store, other),
-            }
-        }
-        Expr::Or(children) => match simplify(Expr::Or(
-            children.into_iter().map(|c| refresh(store, c)).collect(),
-        )) {
-            Expr::Or(children) => simplify(Expr::Or(
-                children
-                    .into_iter()
-                    .map(|c| recount_merged(store, c))
-                    .collect(),
-            )),
-            other => recount_merged(store, other),
-        },
+        Expr::And(children) => refresh_children(store, Expr::And(children)),
+        Expr::Or(children) => refresh_children(store, Expr::Or(children)),
         other => other,
+    }
+}
+
+/// Refresh the children of an AND/OR, simplify, and recount leaves the simplification merged
+/// again (an OR that folded to one leaf joins its sibling on the same column).
+fn refresh_children(store: &ShardStore, expr: Expr) -> Expr {
+    let recount_all = |children: Vec<Expr>| -> Vec<Expr> {
+        children
+            .into_iter()
+            .map(|c| recount_merged(store, c))
+            .collect()
+    };
+    let refreshed = match expr {
+        Expr::And(children) => Expr::And(children.into_iter().map(|c| refresh(store, c)).collect()),
+        Expr::Or(children) => Expr::Or(children.into_iter().map(|c| refresh(store, c)).collect()),
+        other => return refresh(store, other),
+    };
+    match simplify(refreshed) {
+        Expr::And(children) => simplify(Expr::And(recount_all(children))),
+        Expr::Or(children) => simplify(Expr::Or(recount_all(children))),
+        other => recount_merged(store, other),
     }
 }
 
