@@ -152,6 +152,26 @@ impl RecordColumn {
         }
     }
 
+    /// Keep the ids of a bitmap's `words` (bit b of word k is id 64k + b) whose symbol is
+    /// selected by `mask` (indexed by symbol), clearing the others in place: one look-up per
+    /// set bit, or per record of a word that is mostly set.
+    pub fn retain_words(&self, words: &mut [u64], mask: &[bool]) {
+        match self {
+            RecordColumn::U8(v) => retain_words_in(v, words, mask),
+            RecordColumn::U16(v) => retain_words_in(v, words, mask),
+            RecordColumn::U32(v) => retain_words_in(v, words, mask),
+        }
+    }
+
+    /// Keep the `ids` whose symbol is selected by `mask` (indexed by symbol).
+    pub fn retain_ids(&self, ids: &mut Vec<u64>, mask: &[bool]) {
+        match self {
+            RecordColumn::U8(v) => ids.retain(|&i| mask[v[i as usize] as usize]),
+            RecordColumn::U16(v) => ids.retain(|&i| mask[v[i as usize] as usize]),
+            RecordColumn::U32(v) => ids.retain(|&i| mask[v[i as usize] as usize]),
+        }
+    }
+
     /// Write the symbols of the consecutive ids `start..end` into `out` (cleared first).
     #[inline]
     pub fn gather_range(&self, start: usize, end: usize, out: &mut Vec<Symbol>) {
@@ -161,5 +181,35 @@ impl RecordColumn {
             RecordColumn::U16(v) => out.extend(v[start..end].iter().map(|&s| s as Symbol)),
             RecordColumn::U32(v) => out.extend_from_slice(&v[start..end]),
         }
+    }
+}
+
+/// Set bits from which a word is checked record by record without extracting its bits.
+const RETAIN_DENSE_BITS: u32 = 24;
+
+fn retain_words_in<T: Copy + Into<u32>>(symbols: &[T], words: &mut [u64], mask: &[bool]) {
+    let selected = |id: usize| mask[symbols[id].into() as usize] as u64;
+    for (k, word) in words.iter_mut().enumerate() {
+        let bits = *word;
+        if bits == 0 {
+            continue;
+        }
+        let base = k * 64;
+        let mut kept = 0u64;
+        if bits.count_ones() >= RETAIN_DENSE_BITS && base + 64 <= symbols.len() {
+            // Branch-free over the whole word, then keep only what was selected before.
+            for b in 0..64 {
+                kept |= selected(base + b) << b;
+            }
+            kept &= bits;
+        } else {
+            let mut rest = bits;
+            while rest != 0 {
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                kept |= selected(base + b) << b;
+            }
+        }
+        *word = kept;
     }
 }
