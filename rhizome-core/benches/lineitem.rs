@@ -245,10 +245,24 @@ fn main() {
         .unwrap_or(15);
     let schema = schema();
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut store = ShardStore::new(
-        schema.clone(),
-        StoreOptions::on_disk(vec![dir.path().to_path_buf()]),
-    );
+    // RHIZOME_BENCH_STORE=DIR keeps the loaded store in DIR; when DIR already holds one, it is
+    // opened and only the queries run (quick turns when profiling a query).
+    let kept = std::env::var_os("RHIZOME_BENCH_STORE").map(std::path::PathBuf::from);
+    let options = StoreOptions::on_disk(vec![kept
+        .clone()
+        .unwrap_or_else(|| dir.path().to_path_buf())]);
+    if kept.is_some() && ShardStore::exists(&options) {
+        let start = Instant::now();
+        let store = ShardStore::open(options).expect("the kept store opens");
+        println!(
+            "opened the kept store: {} records in {:.2} s",
+            store.record_count(),
+            start.elapsed().as_secs_f64()
+        );
+        run_queries(&store, &schema, scale_factor, runs);
+        return;
+    }
+    let mut store = ShardStore::new(schema.clone(), options);
 
     // ---- load -------------------------------------------------------------------------
     let mut insert_time = Duration::ZERO;
@@ -369,6 +383,11 @@ fn main() {
     if let Some(mut out) = csv.take() {
         out.flush().expect("flush the CSV file");
     }
+    run_queries(&store, &schema, scale_factor, runs);
+}
+
+/// Time P1–P6 on `store` and check their answers; exits with 1 on a wrong answer.
+fn run_queries(store: &ShardStore, schema: &Schema, scale_factor: f64, runs: usize) {
     let duckdb_measured: Option<Vec<f64>> =
         std::env::var("RHIZOME_BENCH_DUCKDB_MS").ok().map(|list| {
             list.split(',')
@@ -400,7 +419,7 @@ fn main() {
             result.order_and_limit(&order_by, None);
             result
         };
-        let result = answer(&store);
+        let result = answer(store);
         let rows: Vec<String> = result
             .rows
             .iter()
@@ -417,7 +436,7 @@ fn main() {
         let samples: Vec<Duration> = (0..runs)
             .map(|_| {
                 let start = Instant::now();
-                std::hint::black_box(answer(&store));
+                std::hint::black_box(answer(store));
                 start.elapsed()
             })
             .collect();
