@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use rhizome_core::query::{Aggregate, CompareOp, Condition, OrderBy, ResultColumn, ShardQuery};
 use rhizome_core::shard::{ColumnDef, Schema};
-use rhizome_core::value::{DataType, LikePattern, Value};
+use rhizome_core::value::{DataType, LikePattern, Value, ValueError, ValueErrorKind};
 
 use crate::cluster::TableSpec;
 use crate::error::{DataFault, Error, Result};
@@ -224,7 +224,7 @@ pub fn store_value(def: &ColumnDef, value: &Value) -> Result<Value> {
     };
     def.data_type.coerce(&value).map_err(|e| {
         Error::data(
-            value_fault(def.data_type, &e.message),
+            value_fault(&e),
             format!("{} for column {}", e.message, def.name),
         )
     })
@@ -255,15 +255,15 @@ fn literal_fits(data_type: DataType, value: &Value) -> bool {
 }
 
 /// Which data exception a value error of the storage engine is.
-fn value_fault(data_type: DataType, message: &str) -> DataFault {
-    match data_type {
-        DataType::Date | DataType::Timestamp => DataFault::InvalidDatetime,
-        DataType::Text { .. } if message.contains("NUL") => DataFault::BadCharacter,
-        DataType::Text { .. } => DataFault::TooLong,
-        _ if message.contains("overflows") || message.contains("decimal places") => {
-            DataFault::OutOfRange
+fn value_fault(error: &ValueError) -> DataFault {
+    match error.kind {
+        ValueErrorKind::OutOfRange => DataFault::OutOfRange,
+        ValueErrorKind::InvalidDatetime => DataFault::InvalidDatetime,
+        ValueErrorKind::TooLong => DataFault::TooLong,
+        ValueErrorKind::BadCharacter => DataFault::BadCharacter,
+        ValueErrorKind::Invalid | ValueErrorKind::Mismatch | ValueErrorKind::BadType => {
+            DataFault::InvalidText
         }
-        _ => DataFault::InvalidText,
     }
 }
 

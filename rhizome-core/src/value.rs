@@ -45,11 +45,32 @@ pub enum Value {
     Boolean(bool),
 }
 
-/// A value that does not fit its type; the message names the value and the type.
+/// A value that does not fit its type; the message names the value and the type, the kind
+/// says which rule it broke (front ends map it to their error codes, e.g. SQLSTATE).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ValueError {
+    pub kind: ValueErrorKind,
     pub message: String,
+}
+
+/// Which rule a value broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueErrorKind {
+    /// Text that does not spell a value of the type (`'abc'` as INT, NaN as DOUBLE).
+    Invalid,
+    /// Too large for the type, or more decimal places than its scale.
+    OutOfRange,
+    /// Not a date or time of the calendar, or not shaped like one.
+    InvalidDatetime,
+    /// Text longer than its VARCHAR limit.
+    TooLong,
+    /// A character the type does not allow (NUL).
+    BadCharacter,
+    /// A value of another kind (a BOOLEAN for an INT column).
+    Mismatch,
+    /// A type that cannot be declared (`DECIMAL(40, 2)`).
+    BadType,
 }
 
 /// Largest DECIMAL precision: `10^18 − 1` units still fit an i64.
@@ -71,8 +92,9 @@ const DOUBLE_PLAIN_MAGNITUDE_MAX: f64 = 1e16;
 const DOUBLE_PLAIN_MAGNITUDE_MIN: f64 = 1e-5;
 
 impl ValueError {
-    fn new(message: impl Into<String>) -> Self {
+    fn new(kind: ValueErrorKind, message: impl Into<String>) -> Self {
         ValueError {
+            kind,
             message: message.into(),
         }
     }
@@ -82,14 +104,18 @@ impl DataType {
     /// `DECIMAL(precision, scale)`, with `1 ≤ precision ≤ 18` and `scale ≤ precision`.
     pub fn decimal(precision: u8, scale: u8) -> Result<DataType, ValueError> {
         if precision == 0 || precision > DECIMAL_PRECISION_MAX {
-            return Err(ValueError::new(format!(
+            return Err(ValueError::new(
+                ValueErrorKind::BadType,
+                format!(
                 "DECIMAL precision must be between 1 and {DECIMAL_PRECISION_MAX}, got {precision}"
-            )));
+            ),
+            ));
         }
         if scale > precision {
-            return Err(ValueError::new(format!(
-                "DECIMAL scale {scale} exceeds precision {precision}"
-            )));
+            return Err(ValueError::new(
+                ValueErrorKind::BadType,
+                format!("DECIMAL scale {scale} exceeds precision {precision}"),
+            ));
         }
         Ok(DataType::Decimal { precision, scale })
     }
@@ -149,9 +175,10 @@ impl DataType {
             DataType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
                 "true" | "t" => Ok(Value::Boolean(true)),
                 "false" | "f" => Ok(Value::Boolean(false)),
-                _ => Err(ValueError::new(format!(
-                    "'{trimmed}' is not a valid BOOLEAN (expected true, false, t or f)"
-                ))),
+                _ => Err(ValueError::new(
+                    ValueErrorKind::Invalid,
+                    format!("'{trimmed}' is not a valid BOOLEAN (expected true, false, t or f)"),
+                )),
             },
         }
     }
@@ -182,7 +209,10 @@ impl DataType {
                 if i32::try_from(*i).is_ok() {
                     Ok(Value::Int(*i))
                 } else {
-                    Err(ValueError::new(format!("value {i} overflows INT")))
+                    Err(ValueError::new(
+                        ValueErrorKind::OutOfRange,
+                        format!("value {i} overflows INT"),
+                    ))
                 }
             }
             (DataType::Decimal { precision, scale }, Value::Int(i)) => {
@@ -195,7 +225,10 @@ impl DataType {
             (DataType::Double, Value::Decimal { .. }) => parse_double(&v.render()),
             (DataType::Double, Value::Double(d)) => {
                 if d.is_nan() {
-                    Err(ValueError::new("NaN is not allowed in DOUBLE"))
+                    Err(ValueError::new(
+                        ValueErrorKind::Invalid,
+                        "NaN is not allowed in DOUBLE",
+                    ))
                 } else {
                     Ok(Value::Double(*d))
                 }
@@ -208,12 +241,15 @@ impl DataType {
                 Ok(Value::Text(text.clone()))
             }
             (DataType::Boolean, Value::Boolean(b)) => Ok(Value::Boolean(*b)),
-            _ => Err(ValueError::new(format!(
-                "type mismatch: cannot use {} value {} as {}",
-                v.kind_name(),
-                v.render(),
-                self.sql_name()
-            ))),
+            _ => Err(ValueError::new(
+                ValueErrorKind::Mismatch,
+                format!(
+                    "type mismatch: cannot use {} value {} as {}",
+                    v.kind_name(),
+                    v.render(),
+                    self.sql_name()
+                ),
+            )),
         }
     }
 
@@ -260,10 +296,13 @@ impl DataType {
     /// Reject NUL characters and text longer than a VARCHAR's limit (in characters).
     fn check_text(&self, text: &str) -> Result<(), ValueError> {
         if text.contains('\0') {
-            return Err(ValueError::new(format!(
-                "text contains a NUL character (U+0000), which {} does not allow",
-                self.sql_name()
-            )));
+            return Err(ValueError::new(
+                ValueErrorKind::BadCharacter,
+                format!(
+                    "text contains a NUL character (U+0000), which {} does not allow",
+                    self.sql_name()
+                ),
+            ));
         }
         if let DataType::Text {
             max_chars: Some(max),
@@ -273,9 +312,10 @@ impl DataType {
             if text.len() > max as usize {
                 let chars = text.chars().count();
                 if chars > max as usize {
-                    return Err(ValueError::new(format!(
-                        "text of {chars} characters exceeds VARCHAR({max})"
-                    )));
+                    return Err(ValueError::new(
+                        ValueErrorKind::TooLong,
+                        format!("text of {chars} characters exceeds VARCHAR({max})"),
+                    ));
                 }
             }
         }
@@ -336,29 +376,38 @@ fn parse_i64(text: &str, data_type: &DataType) -> Result<Value, ValueError> {
                 IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
             ) =>
         {
-            Err(ValueError::new(format!(
-                "value {text} overflows {}",
-                data_type.sql_name()
-            )))
+            Err(ValueError::new(
+                ValueErrorKind::OutOfRange,
+                format!("value {text} overflows {}", data_type.sql_name()),
+            ))
         }
-        Err(_) => Err(ValueError::new(format!(
-            "'{text}' is not a valid {}",
-            data_type.sql_name()
-        ))),
+        Err(_) => Err(ValueError::new(
+            ValueErrorKind::Invalid,
+            format!("'{text}' is not a valid {}", data_type.sql_name()),
+        )),
     }
 }
 
 fn parse_double(text: &str) -> Result<Value, ValueError> {
-    let d: f64 = text
-        .parse()
-        .map_err(|_| ValueError::new(format!("'{text}' is not a valid DOUBLE")))?;
+    let d: f64 = text.parse().map_err(|_| {
+        ValueError::new(
+            ValueErrorKind::Invalid,
+            format!("'{text}' is not a valid DOUBLE"),
+        )
+    })?;
     if d.is_nan() {
-        return Err(ValueError::new("NaN is not allowed in DOUBLE"));
+        return Err(ValueError::new(
+            ValueErrorKind::Invalid,
+            "NaN is not allowed in DOUBLE",
+        ));
     }
     if d.is_infinite() {
         let unsigned = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
         if unsigned != "inf" && unsigned != "infinity" {
-            return Err(ValueError::new(format!("value {text} overflows DOUBLE")));
+            return Err(ValueError::new(
+                ValueErrorKind::OutOfRange,
+                format!("value {text} overflows DOUBLE"),
+            ));
         }
     }
     Ok(Value::Double(d))
@@ -385,7 +434,12 @@ fn render_double(d: f64) -> String {
 /// Read `[sign] digits [. digits]` into units at `scale`, rejecting lost digits and overflow.
 fn parse_decimal(text: &str, precision: u8, scale: u8) -> Result<Value, ValueError> {
     let type_name = || DataType::Decimal { precision, scale }.sql_name();
-    let invalid = || ValueError::new(format!("'{text}' is not a valid {}", type_name()));
+    let invalid = || {
+        ValueError::new(
+            ValueErrorKind::Invalid,
+            format!("'{text}' is not a valid {}", type_name()),
+        )
+    };
     let (negative, unsigned) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -397,11 +451,14 @@ fn parse_decimal(text: &str, precision: u8, scale: u8) -> Result<Value, ValueErr
         return Err(invalid());
     }
     let overflow = || {
-        ValueError::new(format!(
-            "value {text} overflows {} (at most {} integer digits)",
-            type_name(),
-            precision.saturating_sub(scale)
-        ))
+        ValueError::new(
+            ValueErrorKind::OutOfRange,
+            format!(
+                "value {text} overflows {} (at most {} integer digits)",
+                type_name(),
+                precision.saturating_sub(scale)
+            ),
+        )
     };
     let mut units: i128 = 0;
     for b in integer.bytes() {
@@ -412,10 +469,13 @@ fn parse_decimal(text: &str, precision: u8, scale: u8) -> Result<Value, ValueErr
     }
     let (kept, dropped) = fraction.split_at(fraction.len().min(usize::from(scale)));
     if dropped.bytes().any(|b| b != b'0') {
-        return Err(ValueError::new(format!(
-            "{text} has more than {scale} decimal places for {}",
-            type_name()
-        )));
+        return Err(ValueError::new(
+            ValueErrorKind::OutOfRange,
+            format!(
+                "{text} has more than {scale} decimal places for {}",
+                type_name()
+            ),
+        ));
     }
     for position in 0..usize::from(scale) {
         let digit = kept.as_bytes().get(position).map_or(0, |b| b - b'0');
@@ -435,12 +495,15 @@ fn check_decimal_units(units: i128, precision: u8, scale: u8) -> Result<Value, V
     let limit = pow10(precision).unwrap_or(i128::MAX);
     match i64::try_from(units) {
         Ok(units) if i128::from(units).abs() < limit => Ok(Value::Decimal { units, scale }),
-        _ => Err(ValueError::new(format!(
-            "value {} overflows {} (at most {} integer digits)",
-            render_decimal_wide(units, scale),
-            DataType::Decimal { precision, scale }.sql_name(),
-            precision.saturating_sub(scale)
-        ))),
+        _ => Err(ValueError::new(
+            ValueErrorKind::OutOfRange,
+            format!(
+                "value {} overflows {} (at most {} integer digits)",
+                render_decimal_wide(units, scale),
+                DataType::Decimal { precision, scale }.sql_name(),
+                precision.saturating_sub(scale)
+            ),
+        )),
     }
 }
 
@@ -454,12 +517,15 @@ fn rescale_decimal(units: i128, from: u8, precision: u8, to: u8) -> Result<Value
         .sql_name()
     };
     let overflow = || {
-        ValueError::new(format!(
-            "value {} overflows {} (at most {} integer digits)",
-            render_decimal_wide(units, from),
-            type_name(),
-            precision.saturating_sub(to)
-        ))
+        ValueError::new(
+            ValueErrorKind::OutOfRange,
+            format!(
+                "value {} overflows {} (at most {} integer digits)",
+                render_decimal_wide(units, from),
+                type_name(),
+                precision.saturating_sub(to)
+            ),
+        )
     };
     let scaled = if to >= from {
         let factor = pow10(to - from).ok_or_else(overflow)?;
@@ -470,11 +536,14 @@ fn rescale_decimal(units: i128, from: u8, precision: u8, to: u8) -> Result<Value
             Some(divisor) if units % divisor == 0 => units / divisor,
             None if units == 0 => 0,
             _ => {
-                return Err(ValueError::new(format!(
-                    "{} has more than {to} decimal places for {}",
-                    render_decimal_wide(units, from),
-                    type_name()
-                )))
+                return Err(ValueError::new(
+                    ValueErrorKind::OutOfRange,
+                    format!(
+                        "{} has more than {to} decimal places for {}",
+                        render_decimal_wide(units, from),
+                        type_name()
+                    ),
+                ))
             }
         }
     };
@@ -569,20 +638,26 @@ fn parse_date(text: &str) -> Result<i32, ValueError> {
         digits_at(bytes, 8, 2),
     );
     match (shaped, fields) {
-        (true, (Some(y), Some(m), Some(d))) => days_from_civil(y as i32, m, d)
-            .ok_or_else(|| ValueError::new(format!("{text} is not a valid DATE"))),
-        _ => Err(ValueError::new(format!(
-            "'{text}' is not a valid DATE (expected YYYY-MM-DD)"
-        ))),
+        (true, (Some(y), Some(m), Some(d))) => days_from_civil(y as i32, m, d).ok_or_else(|| {
+            ValueError::new(
+                ValueErrorKind::InvalidDatetime,
+                format!("{text} is not a valid DATE"),
+            )
+        }),
+        _ => Err(ValueError::new(
+            ValueErrorKind::InvalidDatetime,
+            format!("'{text}' is not a valid DATE (expected YYYY-MM-DD)"),
+        )),
     }
 }
 
 /// `YYYY-MM-DD[( |T)HH:MM:SS[.f{1,6}]]` into microseconds since the epoch.
 fn parse_timestamp(text: &str) -> Result<i64, ValueError> {
     let invalid = || {
-        ValueError::new(format!(
-            "'{text}' is not a valid TIMESTAMP (expected YYYY-MM-DD HH:MM:SS[.ffffff])"
-        ))
+        ValueError::new(
+            ValueErrorKind::InvalidDatetime,
+            format!("'{text}' is not a valid TIMESTAMP (expected YYYY-MM-DD HH:MM:SS[.ffffff])"),
+        )
     };
     let date_text = text.get(..10).ok_or_else(invalid)?;
     let days = parse_date(date_text).map_err(|_| invalid())?;
@@ -604,7 +679,10 @@ fn parse_timestamp(text: &str) -> Result<i64, ValueError> {
         _ => return Err(invalid()),
     };
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(ValueError::new(format!("{text} is not a valid TIMESTAMP")));
+        return Err(ValueError::new(
+            ValueErrorKind::InvalidDatetime,
+            format!("{text} is not a valid TIMESTAMP"),
+        ));
     }
     micros +=
         (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * MICROS_PER_SECOND;

@@ -2,7 +2,9 @@
 //! checked against a plain model.
 
 use proptest::prelude::*;
-use rhizome_core::value::{civil_from_days, days_from_civil, DataType, LikePattern, Value};
+use rhizome_core::value::{
+    civil_from_days, days_from_civil, DataType, LikePattern, Value, ValueError, ValueErrorKind,
+};
 use std::cmp::Ordering;
 
 /// Days since 1970-01-01 of 0001-01-01 and 9999-12-31.
@@ -303,6 +305,42 @@ fn error_of(result: Result<Value, rhizome_core::value::ValueError>) -> String {
     result.expect_err("should be rejected").message
 }
 
+/// Every kind of value error is told apart, so that front ends can give each its own code
+/// (SQLSTATE 22003, 22007, 22001, 22021, 22P02, 42804).
+#[test]
+fn errors_carry_their_kind() {
+    let dec_15_2 = DataType::decimal(15, 2).expect("valid");
+    let varchar_3 = DataType::Text { max_chars: Some(3) };
+    let kind = |result: Result<Value, ValueError>| result.expect_err("rejected").kind;
+    use ValueErrorKind::*;
+    assert_eq!(
+        kind(DataType::BigInt.parse("99999999999999999999")),
+        OutOfRange
+    );
+    assert_eq!(kind(DataType::Int.coerce(&Value::Int(1 << 40))), OutOfRange);
+    assert_eq!(kind(dec_15_2.parse("0.055")), OutOfRange);
+    assert_eq!(kind(dec_15_2.parse("12345678901234")), OutOfRange);
+    assert_eq!(kind(DataType::Double.parse("1e999")), OutOfRange);
+    assert_eq!(kind(DataType::BigInt.parse("abc")), Invalid);
+    assert_eq!(kind(dec_15_2.parse("1.2.3")), Invalid);
+    assert_eq!(kind(DataType::Boolean.parse("yes")), Invalid);
+    assert_eq!(kind(DataType::Date.parse("1994-02-30")), InvalidDatetime);
+    assert_eq!(kind(DataType::Date.parse("tomorrow")), InvalidDatetime);
+    assert_eq!(
+        kind(DataType::Timestamp.parse("1994-01-01 25:00:00")),
+        InvalidDatetime
+    );
+    assert_eq!(kind(varchar_3.parse("abcd")), TooLong);
+    assert_eq!(kind(varchar_3.parse("a\0")), BadCharacter);
+    assert_eq!(kind(DataType::Int.coerce(&Value::Boolean(true))), Mismatch);
+    assert_eq!(
+        DataType::decimal(40, 2)
+            .expect_err("precision too large")
+            .kind,
+        BadType
+    );
+}
+
 /// Every documented error is an error value with a message naming the value and the type.
 #[test]
 fn errors_name_value_and_type() {
@@ -437,6 +475,7 @@ fn parse_and_coerce_examples() {
     assert_eq!(
         DataType::Text { max_chars: Some(3) }.parse(" 日本 "),
         Err(rhizome_core::value::ValueError {
+            kind: ValueErrorKind::TooLong,
             message: "text of 4 characters exceeds VARCHAR(3)".into()
         })
     );
