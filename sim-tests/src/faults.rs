@@ -1,8 +1,8 @@
 //! Faults: a plan of episodes drawn from the seed, each started and ended by the driver at
 //! fixed simulated times, then a full heal.
 //!
-//! Episodes follow one another with a gap, so the cluster has moments to make progress; an
-//! episode's targets that depend on the cluster's state (the current leader of a group) are
+//! Episodes mostly follow one another with a gap, so the cluster has moments to make
+//! progress; some overlap (two faults at once). An episode's targets that depend on the cluster's state (the current leader of a group) are
 //! resolved when it starts, from the state the seed led to.
 
 use std::collections::BTreeSet;
@@ -131,7 +131,13 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
             end,
             fault,
         });
-        at = end + Duration::from_millis(rng.gen_range(300..2_500));
+        // Mostly one episode after another; a third of them overlap the next one (two nodes
+        // down at once, a partition during a crash).
+        at = if rng.gen_range(0..3) == 0 {
+            at + Duration::from_millis(rng.gen_range(0..=length_ms))
+        } else {
+            end + Duration::from_millis(rng.gen_range(200..1_500))
+        };
     }
     episodes
 }

@@ -50,6 +50,9 @@ pub const INSERT_ROWS_MAX: usize = 4;
 pub const DELETE_ROWS_MAX: usize = 3;
 /// Pause between a client's operations, at most.
 pub const THINK_TIME_MAX_MS: u64 = 200;
+/// How long a client waits for one operation before giving up (drawn between these).
+pub const PATIENCE_MIN_MS: u64 = 1_000;
+pub const PATIENCE_MAX_MS: u64 = 20_000;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -75,7 +78,7 @@ impl SimConfig {
             clients: 3,
             tables: vec!["events".into(), "metrics".into()],
             shards_per_table: 2,
-            ops_per_client: 40,
+            ops_per_client: 120,
             faults: true,
             long_crash_percent: 30,
             canary: false,
@@ -99,6 +102,8 @@ pub struct Report {
     pub applied_unacknowledged: usize,
     pub queries: QueryStats,
     pub episodes: usize,
+    /// Terms in which two nodes were both leader (see [`crate::observe`]).
+    pub shared_terms: usize,
     pub simulated: Duration,
 }
 
@@ -332,6 +337,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let hosts = (1..=config.nodes)
         .map(node_name)
         .chain((1..=config.clients).map(|c| format!("client{c}")))
+        .chain(["setup".to_string()])
         .collect();
     let mut driver = FaultDriver::new(
         episodes,
@@ -354,6 +360,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     }
     let episodes_played = driver.started;
     driver.heal(&mut sim, &mut observer, &mut plan_rng);
+    // Whatever a replica applied by now was committed: the converged state must include it.
+    let applied_before_heal = observer.max_applied.clone();
     if !problems.is_empty() {
         return Err(fail(problems, observer.trace));
     }
@@ -398,20 +406,20 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         applied_unacknowledged: 0,
         queries: QueryStats::default(),
         episodes: episodes_played,
+        shared_terms: observer.shared_terms,
         simulated,
     };
     match contents {
         Some(Ok(contents)) => {
             for (shard, index) in shared.converged.borrow().iter() {
-                let max = observer
-                    .max_applied
+                let max = applied_before_heal
                     .get(&shard.group_name())
                     .copied()
                     .unwrap_or(0);
                 if *index < max {
                     problems.push(format!(
                         "{shard} converged at applied index {index}, below the {max} a replica \
-                         applied during the run"
+                         applied before the faults healed"
                     ));
                 }
             }
@@ -464,6 +472,9 @@ async fn workload(
         let shard = shards[rng.gen_range(0..shards.len())].clone();
         let choice = rng.gen_range(0..100);
         let can_delete = deletable.get(&shard).is_some_and(|rows| !rows.is_empty());
+        // The client gives up after a drawn time, like an application with its own deadline:
+        // a write given up on may still take effect.
+        let patience = Duration::from_millis(rng.gen_range(PATIENCE_MIN_MS..=PATIENCE_MAX_MS));
         let start = sim_now();
         if choice < 50 || (choice < 70 && !can_delete) {
             let rows: Vec<Row> = (0..rng.gen_range(1..=INSERT_ROWS_MAX))
@@ -477,7 +488,7 @@ async fn workload(
                 })
                 .collect();
             let values: Vec<Vec<Value>> = rows.iter().map(Row::values).collect();
-            let result = client.insert(&shard, &values).await;
+            let result = with_patience(patience, client.insert(&shard, &values)).await;
             if result.is_ok() {
                 deletable.entry(shard.clone()).or_default().extend(&rows);
             }
@@ -500,7 +511,7 @@ async fn workload(
                 column: "id".into(),
                 values: rows.iter().map(|r| Value::Int(r.id)).collect(),
             };
-            let result = client.delete(&shard, &condition).await;
+            let result = with_patience(patience, client.delete(&shard, &condition)).await;
             record_write(
                 shared,
                 client_id,
@@ -516,12 +527,12 @@ async fn workload(
                 _ => QueryKind::GroupBy,
             };
             let result = match kind {
-                QueryKind::Count => client
-                    .count(&shard)
+                QueryKind::Count => with_patience(patience, client.count(&shard))
                     .await
                     .map(|(records, live)| Answer::of_count(records, live))
                     .map_err(|e| e.to_string()),
-                _ => match client.query(&shard, &kind.shard_query()).await {
+                _ => match with_patience(patience, client.query(&shard, &kind.shard_query())).await
+                {
                     Ok(partial) => Answer::of_partial(&partial),
                     Err(e) => Err(e.to_string()),
                 },
@@ -544,6 +555,20 @@ async fn workload(
                 result,
             });
         }
+    }
+}
+
+/// `work`, or an error once `patience` has passed.
+async fn with_patience<T>(
+    patience: Duration,
+    work: impl std::future::Future<Output = node::Result<T>>,
+) -> node::Result<T> {
+    match tokio::time::timeout(patience, work).await {
+        Ok(result) => result,
+        Err(_) => Err(node::Error::Unavailable {
+            shard: "client".into(),
+            reason: format!("the client gave up after {} ms", patience.as_millis()),
+        }),
     }
 }
 
@@ -657,7 +682,7 @@ struct FaultDriver {
     active: Vec<(Episode, Applied)>,
     offset: Duration,
     nodes: u64,
-    /// Every host that runs during the workload.
+    /// Every host registered during the workload (nodes, clients, the finished setup client).
     hosts: Vec<String>,
     shards: Vec<ShardKey>,
     started: usize,
@@ -756,7 +781,21 @@ impl FaultDriver {
                 if self.crashed.contains(node) {
                     return Applied::Nothing;
                 }
-                sim.crash(node_name(*node));
+                // The crash drops the node's tasks in an order that depends on tokio's task
+                // ids, which count across the process; the segments its dropped connections
+                // would send (FIN, RST) are cut off, so that order decides nothing. Peers learn
+                // of the crash as from a machine that lost power: their next segment on an
+                // old connection is answered with a reset, idle ones by keep-alive.
+                let name = node_name(*node);
+                let others: Vec<&String> = self.hosts.iter().filter(|h| **h != name).collect();
+                for other in &others {
+                    sim.partition(name.as_str(), other.as_str());
+                }
+                sim.crash(name.as_str());
+                for other in &others {
+                    sim.repair(name.as_str(), other.as_str());
+                }
+                self.reapply_links_of(sim, &name);
                 shared.nodes.borrow_mut().remove(node);
                 observer.forget_node(*node);
                 self.crashed.insert(*node);
@@ -839,6 +878,28 @@ impl FaultDriver {
         }
     }
 
+    /// Put back what active episodes did to `host`'s links (after they were reset).
+    fn reapply_links_of(&self, sim: &mut turmoil::Sim<'_>, host: &str) {
+        for (_, applied) in &self.active {
+            match applied {
+                Applied::Partitioned(pairs) => {
+                    for (a, b) in pairs.iter().filter(|(a, b)| a == host || b == host) {
+                        sim.partition(a.as_str(), b.as_str());
+                    }
+                }
+                Applied::PartitionedOneWay(from, to) if from == host || to == host => {
+                    sim.partition_oneway(from.as_str(), to.as_str());
+                }
+                Applied::Held(pairs) => {
+                    for (a, b) in pairs.iter().filter(|(a, b)| a == host || b == host) {
+                        sim.hold(a.as_str(), b.as_str());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn undo(&mut self, sim: &mut turmoil::Sim<'_>, applied: Applied, rng: &mut StdRng) {
         match applied {
             Applied::Crashed(node) => {
@@ -868,13 +929,26 @@ impl FaultDriver {
         }
     }
 
-    /// Undo every active episode and drop the rest of the plan.
+    /// Undo every active episode, drop the rest of the plan, and set every link between the
+    /// workload's hosts back to healthy (whatever overlapping episodes left behind).
     fn heal(&mut self, sim: &mut turmoil::Sim<'_>, observer: &mut Observer, rng: &mut StdRng) {
         self.pending.clear();
         let now = sim.elapsed();
         for (episode, applied) in std::mem::take(&mut self.active) {
             Self::log(observer, now, format!("heal {:?}", episode.fault));
             self.undo(sim, applied, rng);
+        }
+        for (i, a) in self.hosts.iter().enumerate() {
+            for b in &self.hosts[i + 1..] {
+                sim.repair(a.as_str(), b.as_str());
+                sim.release(a.as_str(), b.as_str());
+                sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), LATENCY_MAX);
+            }
+        }
+        for node in std::mem::take(&mut self.crashed) {
+            Self::log(observer, now, format!("heal restart node{node}"));
+            sim.bounce(node_name(node));
         }
     }
 }

@@ -297,7 +297,11 @@ pub fn check_final_contents(
         // before the delete started, named by no other delete), so it reports all of them.
         if let Some(count) = write.reported_count.filter(|&c| c != rows.len() as u64) {
             problems.push(format!(
-                "a write by client {} on {} of {} rows reported {count}",
+                "an acknowledged {} by client {} on {} of {} rows reported {count}",
+                match write.kind {
+                    WriteKind::Insert(_) => "insert",
+                    WriteKind::Delete(_) => "delete",
+                },
                 write.client,
                 write.shard,
                 rows.len()
