@@ -14,8 +14,10 @@ use rand::Rng;
 /// What goes wrong during one episode. Node numbers are 1-based ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// The node crashes and restarts from its disk when the episode ends.
-    Crash { node: u64 },
+    /// The node crashes and restarts from its disk when the episode ends. With `torn_log`,
+    /// the crash caught a log append half-written: the tail of one of its groups' Raft logs
+    /// holds a partial record (never fsynced, so never acknowledged).
+    Crash { node: u64, torn_log: bool },
     /// The node is cut off from every other node (clients still reach it).
     Isolate { node: u64 },
     /// The leader of a group (by index in the cluster's group list, resolved at the start) is
@@ -73,7 +75,8 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
                 } else {
                     rng.gen_range(200..3_000)
                 };
-                (Fault::Crash { node: a }, length)
+                let torn_log = rng.gen_bool(0.5);
+                (Fault::Crash { node: a, torn_log }, length)
             }
             1 => (Fault::Isolate { node: a }, rng.gen_range(1_000..5_000)),
             2 => (
@@ -122,7 +125,8 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
                 } else {
                     rng.gen_range(200..3_000)
                 };
-                (Fault::Crash { node: b }, length)
+                let torn_log = rng.gen_bool(0.5);
+                (Fault::Crash { node: b, torn_log }, length)
             }
         };
         let end = at + Duration::from_millis(length_ms);

@@ -68,13 +68,21 @@ pub struct SimConfig {
     pub long_crash_percent: u32,
     /// Turn on the node's deliberately broken mode (acknowledge writes before commit).
     pub canary: bool,
+    /// Replicas of each shard (placed on `replicas` of the `nodes`).
+    pub replicas: u32,
+    /// Shard moves (`ChangeReplicas`: one voter replaced by a node outside the group) made
+    /// while the clients write; needs more nodes than replicas.
+    pub moves: usize,
 }
 
 impl SimConfig {
+    /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, even
+    /// seeds on 4 nodes with 3 replicas per shard, moving shards while the clients write.
     pub fn new(seed: u64) -> SimConfig {
+        let moving = seed.is_multiple_of(2);
         SimConfig {
             seed,
-            nodes: 3,
+            nodes: if moving { 4 } else { 3 },
             clients: 3,
             tables: vec!["events".into(), "metrics".into()],
             shards_per_table: 2,
@@ -82,6 +90,8 @@ impl SimConfig {
             faults: true,
             long_crash_percent: 30,
             canary: false,
+            replicas: 3,
+            moves: if moving { 4 } else { 0 },
         }
     }
 
@@ -183,6 +193,7 @@ struct Shared {
     trace: RefCell<Vec<String>>,
     setup_done: Cell<bool>,
     clients_done: Cell<u64>,
+    mover_done: Cell<bool>,
     /// What the checker read: per shard, contents and per replica (digest, applied index).
     contents: RefCell<Option<Result<BTreeMap<ShardKey, ShardContents>, String>>>,
     /// Per shard, the converged applied index.
@@ -272,7 +283,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let peers = peers.clone();
         let tables = config.tables.clone();
         let shards_per_table = config.shards_per_table;
-        let replicas = config.nodes.min(3) as u32;
+        let replicas = config.replicas;
         let shards = shards.clone();
         sim.client("setup", async move {
             let client = Client::new(1_000, peers.clone(), Arc::new(SimTransport::default()));
@@ -320,6 +331,20 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             Ok(())
         });
     }
+    if config.moves > 0 {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let shards = shards.clone();
+        let moves = config.moves;
+        let rng = StdRng::seed_from_u64(seed ^ 0x0000_6d6f_7665);
+        sim.client("mover", async move {
+            move_replicas(rng, peers, shards, moves, &shared).await;
+            shared.mover_done.set(true);
+            Ok(())
+        });
+    } else {
+        shared.mover_done.set(true);
+    }
     let mut plan_rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
     let episodes = if config.faults {
         faults::plan(
@@ -338,15 +363,17 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         .map(node_name)
         .chain((1..=config.clients).map(|c| format!("client{c}")))
         .chain(["setup".to_string()])
+        .chain((config.moves > 0).then(|| "mover".to_string()))
         .collect();
     let mut driver = FaultDriver::new(
         episodes,
         workload_start,
         config.nodes,
         hosts,
+        scratch.path().to_path_buf(),
         shards.clone(),
     );
-    while shared.clients_done.get() < config.clients {
+    while shared.clients_done.get() < config.clients || !shared.mover_done.get() {
         if let Err(e) = sim.step() {
             problems.push(format!("workload: {e}"));
             break;
@@ -558,6 +585,74 @@ async fn workload(
     }
 }
 
+/// Move shards while the clients write: each move replaces one voter of a shard with a node
+/// outside its group (`ChangeReplicas`: the new node joins as a learner, catches up, then one
+/// membership change).
+async fn move_replicas(
+    mut rng: StdRng,
+    peers: BTreeMap<NodeId, String>,
+    shards: Vec<ShardKey>,
+    moves: usize,
+    shared: &Shared,
+) {
+    let client = Client::new(1_002, peers.clone(), Arc::new(SimTransport::default()));
+    for _ in 0..moves {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..5_000))).await;
+        let shard = shards[rng.gen_range(0..shards.len())].clone();
+        let voters = leader_voters(&client, &peers, &shard).await;
+        let outside: Vec<NodeId> = peers
+            .keys()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        let line = if voters.is_empty() || outside.is_empty() {
+            format!("no leader or no node outside {voters:?}")
+        } else {
+            let leaving = *voters
+                .iter()
+                .nth(rng.gen_range(0..voters.len()))
+                .expect("drawn within the set");
+            let joining = outside[rng.gen_range(0..outside.len())];
+            let members: BTreeMap<NodeId, String> = voters
+                .iter()
+                .filter(|&&id| id != leaving)
+                .chain([&joining])
+                .map(|&id| (id, peers[&id].clone()))
+                .collect();
+            let patience = Duration::from_millis(PATIENCE_MAX_MS * 3);
+            match with_patience(patience, client.change_replicas(&shard, &members)).await {
+                Ok(now) => format!("{voters:?} -> {now:?}"),
+                Err(e) => format!("{voters:?} -> {:?} failed: {e}", members.keys()),
+            }
+        };
+        shared
+            .trace
+            .borrow_mut()
+            .push(format!("{} mover {shard} {line}", sim_now().as_millis()));
+    }
+}
+
+/// The voters of a shard's group as its leader reports them (empty when no node leads it).
+async fn leader_voters(
+    client: &Client,
+    peers: &BTreeMap<NodeId, String>,
+    shard: &ShardKey,
+) -> BTreeSet<NodeId> {
+    let name = shard.group_name();
+    for addr in peers.values() {
+        if let Ok(status) = client.status(addr).await {
+            if let Some(group) = status
+                .groups
+                .iter()
+                .find(|g| g.group == name && g.state == "leader")
+            {
+                return group.voters.iter().copied().collect();
+            }
+        }
+    }
+    BTreeSet::new()
+}
+
 /// `work`, or an error once `patience` has passed.
 async fn with_patience<T>(
     patience: Duration,
@@ -623,7 +718,6 @@ async fn read_back(
     let deadline = tokio::time::Instant::now() + CHECK_TIME_MAX / 2;
     let mut contents = BTreeMap::new();
     for shard in shards {
-        let name = shard.group_name();
         loop {
             if tokio::time::Instant::now() > deadline {
                 return Err(format!("{shard}: replicas did not converge"));
@@ -632,16 +726,7 @@ async fn read_back(
             if client.count(shard).await.is_err() {
                 continue;
             }
-            let mut voters = BTreeSet::new();
-            for addr in peers.values() {
-                if let Ok(status) = client.status(addr).await {
-                    for group in status.groups.iter().filter(|g| g.group == name) {
-                        if group.state == "leader" {
-                            voters = group.voters.iter().copied().collect();
-                        }
-                    }
-                }
-            }
+            let voters = leader_voters(client, peers, shard).await;
             let mut digests = BTreeSet::new();
             let mut applied = BTreeSet::new();
             for voter in &voters {
@@ -675,6 +760,46 @@ async fn read_back(
     Ok(contents)
 }
 
+/// Append half a record to the Raft log of one of a crashed node's groups, as a crash in the
+/// middle of an append leaves it: a header whose length runs past the end of the file, or a
+/// whole record whose checksum does not match (a torn sector). Returns what it did.
+fn tear_a_log(node_dir: &std::path::Path, rng: &mut StdRng) -> std::io::Result<String> {
+    use std::io::Write;
+    let groups_dir = node_dir.join("groups");
+    let mut groups: Vec<PathBuf> = std::fs::read_dir(&groups_dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    groups.sort();
+    if groups.is_empty() {
+        return Ok("skipped: no group yet".into());
+    }
+    let group = &groups[rng.gen_range(0..groups.len())];
+    let path = group.join(node::log_store::LOG_FILE);
+    let body_bytes: u32 = rng.gen_range(16..512);
+    let body: Vec<u8> = (0..body_bytes).map(|_| rng.gen()).collect();
+    // A checksum that is certainly wrong.
+    let crc = crc32c::crc32c(&body) ^ 1;
+    let mut record = Vec::with_capacity(8 + body.len());
+    record.extend_from_slice(&body_bytes.to_le_bytes());
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(&body);
+    let cut = if rng.gen_bool(0.5) {
+        rng.gen_range(1..record.len())
+    } else {
+        record.len()
+    };
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+    file.write_all(&record[..cut])?;
+    file.sync_all()?;
+    Ok(format!(
+        "{}: {cut} of a {}-byte record appended",
+        group
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+        record.len()
+    ))
+}
+
 /// Plays the fault plan against the simulation.
 struct FaultDriver {
     pending: std::collections::VecDeque<Episode>,
@@ -684,6 +809,8 @@ struct FaultDriver {
     nodes: u64,
     /// Every host registered during the workload (nodes, clients, the finished setup client).
     hosts: Vec<String>,
+    /// Where each node's data directory is (`<root>/node<id>`).
+    data_root: PathBuf,
     shards: Vec<ShardKey>,
     started: usize,
     crashed: BTreeSet<NodeId>,
@@ -707,6 +834,7 @@ impl FaultDriver {
         offset: Duration,
         nodes: u64,
         hosts: Vec<String>,
+        data_root: PathBuf,
         shards: Vec<ShardKey>,
     ) -> Self {
         FaultDriver {
@@ -715,6 +843,7 @@ impl FaultDriver {
             offset,
             nodes,
             hosts,
+            data_root,
             shards,
             started: 0,
             crashed: BTreeSet::new(),
@@ -751,7 +880,7 @@ impl FaultDriver {
             .is_some_and(|e| self.offset + e.start <= now)
         {
             let episode = self.pending.pop_front().expect("checked");
-            let applied = self.apply(sim, shared, observer, &episode.fault);
+            let applied = self.apply(sim, shared, observer, &episode.fault, rng);
             Self::log(
                 observer,
                 now,
@@ -775,9 +904,10 @@ impl FaultDriver {
         shared: &Shared,
         observer: &mut Observer,
         fault: &Fault,
+        rng: &mut StdRng,
     ) -> Applied {
         match fault {
-            Fault::Crash { node } => {
+            Fault::Crash { node, torn_log } => {
                 if self.crashed.contains(node) {
                     return Applied::Nothing;
                 }
@@ -796,6 +926,14 @@ impl FaultDriver {
                     sim.repair(name.as_str(), other.as_str());
                 }
                 self.reapply_links_of(sim, &name);
+                if *torn_log {
+                    let torn = tear_a_log(&self.data_root.join(&name), rng);
+                    observer.trace.push(format!(
+                        "{} fault torn log {}",
+                        sim.elapsed().as_millis(),
+                        torn.unwrap_or_else(|e| format!("failed: {e}"))
+                    ));
+                }
                 shared.nodes.borrow_mut().remove(node);
                 observer.forget_node(*node);
                 self.crashed.insert(*node);

@@ -36,6 +36,10 @@ struct Seen {
     snapshot: u64,
 }
 
+/// Per log index: the leader id (term, node) of the entry applied there, and the replica that
+/// was seen applying it.
+type AppliedLeaders = BTreeMap<u64, ((u64, NodeId), NodeId)>;
+
 #[derive(Debug, Default)]
 pub struct Observer {
     /// (group, term) → the nodes seen leading it.
@@ -44,7 +48,7 @@ pub struct Observer {
     pub shared_terms: usize,
     /// group → index → (leader id of the entry a replica was seen to have applied there, the
     /// replica).
-    applied_terms: BTreeMap<String, BTreeMap<u64, ((u64, NodeId), NodeId)>>,
+    applied_terms: BTreeMap<String, AppliedLeaders>,
     /// (node, group) → the replica at the last step of its current incarnation.
     seen: BTreeMap<(NodeId, String), Seen>,
     /// (node, group) → highest term seen, across incarnations.

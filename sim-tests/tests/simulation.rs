@@ -1,6 +1,7 @@
 //! Simulations of a whole cluster under faults. Each test prints the seeds it ran; a failing
 //! seed is printed with the command that replays it (`SIM_SEED=n cargo test -p sim-tests`).
 
+use std::io::Write;
 use std::time::Instant;
 
 use sim_tests::harness::{self, Report, SimConfig};
@@ -14,6 +15,12 @@ fn init_logs() {
             .with_test_writer()
             .try_init();
     }
+}
+
+/// A line for the test output even when it is captured (cargo test shows captured output only
+/// for failing tests): how many seeds ran is part of what CI reports.
+fn report_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn summary(report: &Report) -> String {
@@ -99,6 +106,10 @@ fn the_same_seed_gives_the_same_trace() {
     }
     traces.dedup();
     assert_eq!(traces.len(), seeds.len(), "each seed its own run");
+    report_line(&format!(
+        "sim determinism: {} seeds each run twice, identical traces",
+        seeds.len()
+    ));
 }
 
 #[test]
@@ -124,6 +135,10 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
                 totals.4 += report.episodes;
                 if seeds::replaying() {
                     println!("seed {seed}: {}", summary(report));
+                    if let Ok(dir) = std::env::var("SIM_TRACE_DIR") {
+                        let path = std::path::Path::new(&dir).join(format!("seed-{seed}.trace"));
+                        std::fs::write(&path, report.trace.join("\n")).expect("trace written");
+                    }
                 }
             }
             Err(failure) => {
@@ -136,7 +151,7 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
             }
         }
     }
-    println!(
+    report_line(&format!(
         "sim: {} seeds in {:.0} s, {} passed, {} failed {:?}; {} writes ({} acknowledged), \
          {} queries checked, {} query errors, {} fault episodes",
         results.len(),
@@ -149,7 +164,7 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
         totals.2,
         totals.3,
         totals.4
-    );
+    ));
     assert!(
         failures.is_empty(),
         "seeds {failures:?} failed; replay one with SIM_SEED=<seed> cargo test -p sim-tests"
@@ -176,11 +191,11 @@ fn the_canary_acknowledging_writes_before_commit_is_caught() {
             results.len()
         )
     });
-    println!(
-        "canary caught at seed {seed} after {} seeds run: {}",
-        results.len(),
-        failure.problems.join("; ")
-    );
+    report_line(&format!(
+        "sim canary: caught at seed {seed} after {} seeds run",
+        results.len()
+    ));
+    println!("canary problems: {}", failure.problems.join("; "));
     // Evidence of a lost acknowledged insert: the insert's rows missing, a later delete of
     // them finding nothing, or a query not seeing them.
     assert!(
