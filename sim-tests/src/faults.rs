@@ -29,10 +29,17 @@ pub enum Fault {
     Hold { a: u64, b: u64 },
     /// Several links are held, then released one by one in a drawn order.
     Clog { links: Vec<(u64, u64)> },
-    /// Each step, the link between two hosts breaks with this probability (and mends the next).
-    Loss { a: u64, b: u64, rate_per_mille: u32 },
-    /// Messages between two nodes take up to this long.
-    Latency { a: u64, b: u64, max_ms: u64 },
+    /// The nodes split in two sides that cannot reach each other (clients reach both).
+    Split { side: Vec<u64> },
+    /// Each step, the link between two hosts (nodes or clients) breaks with this probability
+    /// (and mends the next): the messages sent while it is broken are lost.
+    Loss {
+        a: String,
+        b: String,
+        rate_per_mille: u32,
+    },
+    /// Messages between two hosts (nodes or clients) take up to this long.
+    Latency { a: String, b: String, max_ms: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -46,12 +53,25 @@ pub struct Episode {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanSettings {
     pub nodes: u64,
+    /// Workload clients (hosts `client1`…), whose links to nodes may be lossy or slow too.
+    pub clients: u64,
     /// Groups whose leader an episode may isolate.
     pub groups: usize,
     /// No episode starts after this.
     pub until: Duration,
     /// Share of crashes that are long (long enough for a snapshot to be needed).
     pub long_crash_percent: u32,
+}
+
+/// Two ends of a link: two nodes, or (a quarter of the time) a client and a node.
+fn pick_link(rng: &mut StdRng, settings: &PlanSettings) -> (String, String) {
+    let (a, b) = pick_two(rng, settings.nodes);
+    if settings.clients > 0 && rng.gen_range(0..4) == 0 {
+        let client = rng.gen_range(1..=settings.clients);
+        (format!("client{client}"), format!("node{b}"))
+    } else {
+        (format!("node{a}"), format!("node{b}"))
+    }
 }
 
 fn pick_two(rng: &mut StdRng, nodes: u64) -> (u64, u64) {
@@ -67,7 +87,7 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
     while at < settings.until {
         let nodes = settings.nodes;
         let (a, b) = pick_two(rng, nodes);
-        let (fault, length_ms) = match rng.gen_range(0..9) {
+        let (fault, length_ms) = match rng.gen_range(0..10) {
             0 => {
                 let long = rng.gen_range(0..100) < settings.long_crash_percent;
                 let length = if long {
@@ -102,22 +122,34 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
                     rng.gen_range(500..3_000),
                 )
             }
-            6 => (
-                Fault::Loss {
-                    a,
-                    b,
-                    rate_per_mille: rng.gen_range(5..50),
-                },
-                rng.gen_range(1_000..4_000),
-            ),
-            7 => (
-                Fault::Latency {
-                    a,
-                    b,
-                    max_ms: rng.gen_range(100..600),
-                },
-                rng.gen_range(1_000..4_000),
-            ),
+            6 => {
+                let (a, b) = pick_link(rng, &settings);
+                (
+                    Fault::Loss {
+                        a,
+                        b,
+                        rate_per_mille: rng.gen_range(5..50),
+                    },
+                    rng.gen_range(1_000..4_000),
+                )
+            }
+            7 => {
+                let (a, b) = pick_link(rng, &settings);
+                (
+                    Fault::Latency {
+                        a,
+                        b,
+                        max_ms: rng.gen_range(100..600),
+                    },
+                    rng.gen_range(1_000..4_000),
+                )
+            }
+            8 => {
+                // A random proper, non-empty subset of the nodes.
+                let mask = rng.gen_range(1..(1u64 << nodes) - 1);
+                let side = (1..=nodes).filter(|n| mask & (1 << (n - 1)) != 0).collect();
+                (Fault::Split { side }, rng.gen_range(1_000..5_000))
+            }
             _ => {
                 let long = rng.gen_range(0..100) < settings.long_crash_percent;
                 let length = if long {

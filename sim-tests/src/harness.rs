@@ -351,6 +351,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             &mut plan_rng,
             PlanSettings {
                 nodes: config.nodes,
+                clients: config.clients,
                 groups: shards.len(),
                 until: Duration::from_secs(120),
                 long_crash_percent: config.long_crash_percent,
@@ -993,25 +994,37 @@ impl FaultDriver {
                 }
                 Applied::Held(pairs)
             }
+            Fault::Split { side } => {
+                let mut pairs = Vec::new();
+                for a in side {
+                    for b in (1..=self.nodes).filter(|n| !side.contains(n)) {
+                        pairs.push((node_name(*a), node_name(b)));
+                    }
+                }
+                for (a, b) in &pairs {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                Applied::Partitioned(pairs)
+            }
             Fault::Loss {
                 a,
                 b,
                 rate_per_mille,
             } => {
                 sim.set_link_fail_rate(
-                    node_name(*a).as_str(),
-                    node_name(*b).as_str(),
+                    a.as_str(),
+                    b.as_str(),
                     f64::from(*rate_per_mille) / 1_000.0,
                 );
-                Applied::Lossy(node_name(*a), node_name(*b))
+                Applied::Lossy(a.clone(), b.clone())
             }
             Fault::Latency { a, b, max_ms } => {
                 sim.set_link_max_message_latency(
-                    node_name(*a).as_str(),
-                    node_name(*b).as_str(),
+                    a.as_str(),
+                    b.as_str(),
                     Duration::from_millis(*max_ms),
                 );
-                Applied::Slow(node_name(*a), node_name(*b))
+                Applied::Slow(a.clone(), b.clone())
             }
         }
     }
