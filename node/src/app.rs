@@ -46,6 +46,10 @@ pub struct RaftSettings {
     pub snapshot_chunk_timeout_ms: u64,
     /// Entries in one append-entries message.
     pub append_entries_max: u64,
+    /// `None`: openraft draws each election timeout at random between the bounds. `Some`:
+    /// each group's timeout is fixed, derived from the seed and the group's name, so a
+    /// simulation replays the same elections (openraft's own draw is not injectable).
+    pub election_timeout_seed: Option<u64>,
 }
 
 impl Default for RaftSettings {
@@ -59,17 +63,37 @@ impl Default for RaftSettings {
             snapshot_chunk_bytes: 4 << 20,
             snapshot_chunk_timeout_ms: 60_000,
             append_entries_max: 2,
+            election_timeout_seed: None,
         }
     }
 }
 
 impl RaftSettings {
+    /// The election timeout bounds handed to openraft for a group. With a seed, the range is
+    /// one millisecond wide, so openraft's draw from it can only give the derived value.
+    fn election_timeout_ms(&self, group_name: &str) -> (u64, u64) {
+        let (min, max) = (self.election_timeout_min_ms, self.election_timeout_max_ms);
+        match self.election_timeout_seed {
+            None => (min, max),
+            Some(seed) => {
+                // FNV-1a over the seed and the name: stable across runs and platforms.
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for byte in seed.to_le_bytes().iter().chain(group_name.as_bytes()) {
+                    hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+                let timeout = min + hash % max.saturating_sub(min).max(1);
+                (timeout, timeout + 1)
+            }
+        }
+    }
+
     fn openraft_config(&self, cluster_name: &str) -> Result<Config> {
+        let (election_timeout_min, election_timeout_max) = self.election_timeout_ms(cluster_name);
         Config {
             cluster_name: cluster_name.to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
-            election_timeout_min: self.election_timeout_min_ms,
-            election_timeout_max: self.election_timeout_max_ms,
+            election_timeout_min,
+            election_timeout_max,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.logs_kept_behind_snapshot,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
@@ -151,6 +175,8 @@ impl Node {
                 }
             }
         }
+        // In key order, not the directory's: a simulation replays the same opening order.
+        specs.sort_by(|a, b| a.key.cmp(&b.key));
         for spec in specs {
             node.open_group(spec).await?;
         }

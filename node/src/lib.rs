@@ -9,6 +9,7 @@
 //! | [`error`] | the crate's one error type |
 //! | [`status`] | the one mapping between [`Error`] and gRPC status codes (both ways) |
 //! | [`types`] | `declare_raft_types!`, the replicated [`types::Command`]s, shard keys, batch ids |
+//! | [`blocking`] | where disk and CPU-heavy steps run: the blocking pool, or inline in a simulation |
 //! | [`log_store`] | the durable Raft log: a CRC32C-checked, fsynced record file per group |
 //! | [`state_machine`] | the shard state machine: `ShardStore`, batch-id dedup, snapshots as segment files |
 //! | [`network`] | openraft's network over tonic, with a transport seam for simulated networks |
@@ -35,10 +36,15 @@
 //!   most 8 MiB. Tests use faster settings through [`app::RaftSettings`].
 //! * **Seams for simulation**: [`network::Transport`] hands out channels (a simulated network
 //!   builds them over its own streams); [`app::serve`] takes any stream of connections; all
-//!   waiting uses tokio time; the client id is given by the caller. openraft 0.9 draws its
-//!   election timeouts from `rand::thread_rng` itself, which is not injectable.
+//!   waiting uses tokio time; the client id is given by the caller; [`blocking`] runs disk
+//!   steps inline on a simulation's thread. openraft 0.9 draws its election timeouts from
+//!   `rand::thread_rng` itself; [`app::RaftSettings::election_timeout_seed`] pins each
+//!   group's timeout to a value derived from a seed instead.
 
 pub mod app;
+pub mod blocking;
+#[cfg(feature = "canary")]
+pub mod canary;
 pub mod client;
 pub mod error;
 pub mod log_store;

@@ -178,7 +178,7 @@ impl LogStore {
         step: impl FnOnce(&mut LogInner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::run(move || {
             step(&mut inner.lock().expect("log store lock poisoned by a panic"))
         })
         .await

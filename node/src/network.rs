@@ -33,6 +33,12 @@ pub const MESSAGE_BYTES_MAX: usize = 256 << 20;
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// Longest deadline of a Raft RPC (openraft gives each its own, shorter or not).
 pub const RAFT_RPC_TIMEOUT_MS: u64 = 60_000;
+/// An HTTP/2 ping goes out after this long without traffic on a connection…
+pub const KEEPALIVE_INTERVAL_MS: u64 = 5_000;
+/// …and a connection whose ping is not answered within this is closed, so the channel
+/// reconnects: a connection whose peer vanished (power loss, a partition that dropped its
+/// packets) would otherwise hold every later request until each one's deadline.
+pub const KEEPALIVE_TIMEOUT_MS: u64 = 5_000;
 
 /// Hands out channels to peers: the seam where a simulated network plugs in.
 pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
@@ -46,17 +52,24 @@ pub struct TcpTransport {
     channels: Mutex<HashMap<String, Channel>>,
 }
 
+/// The endpoint every transport connects to `addr` (`host:port`) with: the same timeouts and
+/// keep-alive over real TCP and over a simulated network.
+pub fn endpoint(addr: &str) -> Result<Endpoint, Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::InvalidArgument(format!("bad peer address {addr}: {e}")))?
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .http2_keep_alive_interval(Duration::from_millis(KEEPALIVE_INTERVAL_MS))
+        .keep_alive_timeout(Duration::from_millis(KEEPALIVE_TIMEOUT_MS))
+        .keep_alive_while_idle(true))
+}
+
 impl Transport for TcpTransport {
     fn channel(&self, addr: &str) -> Result<Channel, Error> {
         let mut channels = self.channels.lock().expect("channel map lock poisoned");
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Error::InvalidArgument(format!("bad peer address {addr}: {e}")))?
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = endpoint(addr)?.tcp_nodelay(true).connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

@@ -145,6 +145,23 @@ impl ShardWriteService {
     async fn write(&self, key: ShardKey, command: Command) -> Result<pb::WriteReply> {
         let group = self.node.group(&key)?;
         let name = key.group_name();
+        #[cfg(feature = "canary")]
+        if let (true, Command::Insert { rows, .. }) = (crate::canary::ack_before_commit(), &command)
+        {
+            let count = bincode::deserialize::<Vec<Vec<rhizome_core::value::Value>>>(rows)
+                .map_or(0, |rows| rows.len() as u64);
+            group
+                .raft
+                .client_write_ff(command)
+                .await
+                .map_err(|e| crate::status::from_fatal(&name, e))?;
+            return Ok(pb::WriteReply {
+                first_id: 0,
+                count,
+                duplicate: false,
+                log_index: 0,
+            });
+        }
         let response = group
             .raft
             .client_write(command)

@@ -484,7 +484,7 @@ fn apply_command(
 impl RaftSnapshotBuilder<TypeConfig> for ShardStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.build_snapshot_blocking())
+        crate::blocking::run(move || this.build_snapshot_blocking())
             .await
             .map_err(|e| snapshot_error(ErrorVerb::Write, e))?
     }
@@ -598,7 +598,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         // the blocking pool so runtime workers stay free for heartbeats and RPCs.
         let entries: Vec<Entry> = entries.into_iter().collect();
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::run(move || {
             let mut state = shared.write();
             let mut responses = Vec::with_capacity(entries.len());
             for entry in entries {
@@ -637,7 +637,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     ) -> Result<(), StorageError> {
         let this = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || this.install_blocking(&meta, snapshot.get_ref()))
+        crate::blocking::run(move || this.install_blocking(&meta, snapshot.get_ref()))
             .await
             .map_err(|e| snapshot_error(ErrorVerb::Write, e))?
     }
@@ -648,7 +648,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
             return Ok(None);
         };
         let this = self.clone();
-        let data = tokio::task::spawn_blocking(move || this.archive_of(&name))
+        let data = crate::blocking::run(move || this.archive_of(&name))
             .await
             .map_err(|e| snapshot_error(ErrorVerb::Read, e))?
             .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;

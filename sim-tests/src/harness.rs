@@ -1,0 +1,1105 @@
+//! One simulated run: nodes as turmoil hosts (each with a data directory that survives its
+//! crashes), workload clients, a fault driver, and the checks.
+//!
+//! A run has three phases:
+//! 1. *setup*: a client creates the tables and waits until every shard answers;
+//! 2. *workload*: clients insert, delete and query while the driver plays the fault plan;
+//! 3. *heal and check*: every fault is undone, crashed nodes restart, a checker client waits
+//!    until every shard's replicas report one digest and applied index, then reads every
+//!    shard whole; the driver checks the history, the queries and Raft's invariants.
+//!
+//! Hosts are `node<id>` (port [`NODE_PORT`]), `setup`, `client<n>` and `checker`. A
+//! coordinator host (the coordinator over `GrpcCluster` with a [`SimTransport`]) fits in as
+//! one more host with the same transport; the checks do not change.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use node::app::{serve, Node, NodeConfig, RaftSettings};
+use node::client::Client;
+use node::types::{NodeId, ShardKey};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rhizome_core::query::Condition;
+use rhizome_core::value::Value;
+
+use crate::faults::{self, Episode, Fault, PlanSettings};
+use crate::model::{
+    self, Answer, History, QueryKind, QueryRecord, QueryStats, Row, ShardContents, WriteKind,
+    WriteOutcome, WriteRecord,
+};
+use crate::net::{incoming, SimTransport};
+use crate::observe::Observer;
+
+/// The port every node serves on.
+pub const NODE_PORT: u16 = 7000;
+/// Longest simulated time a phase may take before the run is failed.
+pub const SETUP_TIME_MAX: Duration = Duration::from_secs(60);
+pub const WORKLOAD_TIME_MAX: Duration = Duration::from_secs(600);
+pub const CHECK_TIME_MAX: Duration = Duration::from_secs(120);
+/// Message latency on a healthy link.
+pub const LATENCY_MIN: Duration = Duration::from_millis(1);
+pub const LATENCY_MAX: Duration = Duration::from_millis(10);
+/// Rows in one insert, at most.
+pub const INSERT_ROWS_MAX: usize = 4;
+/// Rows one delete names, at most.
+pub const DELETE_ROWS_MAX: usize = 3;
+/// Pause between a client's operations, at most.
+pub const THINK_TIME_MAX_MS: u64 = 200;
+/// How long a client waits for one operation before giving up (drawn between these).
+pub const PATIENCE_MIN_MS: u64 = 1_000;
+pub const PATIENCE_MAX_MS: u64 = 20_000;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u64,
+    pub clients: u64,
+    pub tables: Vec<String>,
+    pub shards_per_table: u32,
+    pub ops_per_client: usize,
+    pub faults: bool,
+    /// Share of crash episodes long enough that the node must catch up by snapshot.
+    pub long_crash_percent: u32,
+    /// Turn on the node's deliberately broken mode (acknowledge writes before commit).
+    pub canary: bool,
+    /// Replicas of each shard (placed on `replicas` of the `nodes`).
+    pub replicas: u32,
+    /// Shard moves (`ChangeReplicas`: one voter replaced by a node outside the group) made
+    /// while the clients write; needs more nodes than replicas.
+    pub moves: usize,
+}
+
+impl SimConfig {
+    /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, even
+    /// seeds on 4 nodes with 3 replicas per shard, moving shards while the clients write.
+    pub fn new(seed: u64) -> SimConfig {
+        let moving = seed.is_multiple_of(2);
+        SimConfig {
+            seed,
+            nodes: if moving { 4 } else { 3 },
+            clients: 3,
+            tables: vec!["events".into(), "metrics".into()],
+            shards_per_table: 2,
+            ops_per_client: 120,
+            faults: true,
+            long_crash_percent: 30,
+            canary: false,
+            replicas: 3,
+            moves: if moving { 4 } else { 0 },
+        }
+    }
+
+    fn shards(&self) -> Vec<ShardKey> {
+        self.tables
+            .iter()
+            .flat_map(|t| (0..self.shards_per_table).map(move |s| ShardKey::new(t, s)))
+            .collect()
+    }
+}
+
+/// What a passing run measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub trace: Vec<String>,
+    pub writes: usize,
+    pub acknowledged: usize,
+    pub applied_unacknowledged: usize,
+    pub queries: QueryStats,
+    pub episodes: usize,
+    /// Terms in which two nodes were both leader (see [`crate::observe`]).
+    pub shared_terms: usize,
+    pub simulated: Duration,
+}
+
+/// Why a run failed: every problem found, and the end of its trace.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub problems: Vec<String>,
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "seed {} failed ({} problems); replay with SIM_SEED={} cargo test -p sim-tests",
+            self.seed,
+            self.problems.len(),
+            self.seed
+        )?;
+        for problem in self.problems.iter().take(20) {
+            writeln!(f, "  {problem}")?;
+        }
+        writeln!(f, "last trace lines:")?;
+        for line in self.trace.iter().rev().take(40).rev() {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+fn node_name(id: NodeId) -> String {
+    format!("node{id}")
+}
+
+fn node_addr(id: NodeId) -> String {
+    format!("{}:{NODE_PORT}", node_name(id))
+}
+
+/// Where simulated disks live: tmpfs when there is one (fsync costs nothing there; the
+/// simulation's crashes keep whatever was written either way).
+fn scratch_root() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn raft_settings(seed: u64, node: NodeId) -> RaftSettings {
+    RaftSettings {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 800,
+        election_timeout_max_ms: 1_600,
+        // Frequent snapshots with little log kept, so a long outage ends in InstallSnapshot.
+        snapshot_logs_since_last: 30,
+        logs_kept_behind_snapshot: 5,
+        snapshot_chunk_bytes: 16 << 10,
+        snapshot_chunk_timeout_ms: 5_000,
+        append_entries_max: 8,
+        election_timeout_seed: Some(seed ^ node.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+    }
+}
+
+fn sim_now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// State shared by the hosts and the driver (all on one thread).
+#[derive(Default)]
+struct Shared {
+    /// The running incarnation of each node.
+    nodes: RefCell<BTreeMap<NodeId, Arc<Node>>>,
+    history: RefCell<History>,
+    /// Client-side events, in the order they happened.
+    trace: RefCell<Vec<String>>,
+    setup_done: Cell<bool>,
+    clients_done: Cell<u64>,
+    mover_done: Cell<bool>,
+    /// What the checker read: per shard, contents and per replica (digest, applied index).
+    contents: RefCell<Option<Result<BTreeMap<ShardKey, ShardContents>, String>>>,
+    /// Per shard, the converged applied index.
+    converged: RefCell<BTreeMap<ShardKey, u64>>,
+}
+
+fn boxed(e: node::Error) -> Box<dyn std::error::Error> {
+    Box::new(e)
+}
+
+/// Run one simulation. `Ok` when every check held.
+pub fn run(config: &SimConfig) -> Result<Report, Failure> {
+    #[cfg(not(feature = "canary"))]
+    assert!(
+        !config.canary,
+        "the canary needs the `canary` feature of sim-tests"
+    );
+    node::blocking::run_inline_on_this_thread(true);
+    #[cfg(feature = "canary")]
+    node::canary::ack_before_commit_on_this_thread(config.canary);
+    let result = run_inner(config);
+    node::blocking::run_inline_on_this_thread(false);
+    #[cfg(feature = "canary")]
+    node::canary::ack_before_commit_on_this_thread(false);
+    result
+}
+
+fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
+    let seed = config.seed;
+    let fail = |problems: Vec<String>, trace: Vec<String>| Failure {
+        seed,
+        problems,
+        trace,
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("rhizome-sim-")
+        .tempdir_in(scratch_root())
+        .map_err(|e| fail(vec![format!("scratch directory: {e}")], Vec::new()))?;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .tick_duration(Duration::from_millis(1))
+        .simulation_duration(SETUP_TIME_MAX + WORKLOAD_TIME_MAX + CHECK_TIME_MAX)
+        .min_message_latency(LATENCY_MIN)
+        .max_message_latency(LATENCY_MAX)
+        .tcp_capacity(4096)
+        .build();
+    let shared = Rc::new(Shared::default());
+    let peers: BTreeMap<NodeId, String> =
+        (1..=config.nodes).map(|id| (id, node_addr(id))).collect();
+    let shards = config.shards();
+
+    for id in 1..=config.nodes {
+        let dir = scratch.path().join(node_name(id));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(vec![format!("node directory: {e}")], Vec::new()))?;
+        let peers = peers.clone();
+        let shared = shared.clone();
+        sim.host(node_name(id), move || {
+            let config = NodeConfig {
+                id,
+                addr: node_addr(id),
+                data_dirs: vec![dir.clone()],
+                peers: peers.clone(),
+                raft: raft_settings(seed, id),
+                transport: Arc::new(SimTransport::default()),
+            };
+            let shared = shared.clone();
+            async move {
+                let node = Node::start(config).await.map_err(boxed)?;
+                shared.nodes.borrow_mut().insert(id, node.clone());
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", NODE_PORT)).await?;
+                serve(node, incoming(listener), std::future::pending())
+                    .await
+                    .map_err(boxed)?;
+                Ok(())
+            }
+        });
+    }
+
+    let mut observer = Observer::default();
+    let mut problems = Vec::new();
+
+    // Phase 1: setup.
+    {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let tables = config.tables.clone();
+        let shards_per_table = config.shards_per_table;
+        let replicas = config.replicas;
+        let shards = shards.clone();
+        sim.client("setup", async move {
+            let client = Client::new(1_000, peers.clone(), Arc::new(SimTransport::default()));
+            let first = peers.values().next().expect("a node").clone();
+            for table in &tables {
+                client
+                    .create_table(&first, table, &model::schema(), shards_per_table, replicas)
+                    .await
+                    .map_err(boxed)?;
+            }
+            for shard in &shards {
+                client.count(shard).await.map_err(boxed)?;
+            }
+            shared.setup_done.set(true);
+            Ok(())
+        });
+    }
+    let phase_end = SETUP_TIME_MAX;
+    while !shared.setup_done.get() {
+        if let Err(e) = sim.step() {
+            problems.push(format!("setup: {e}"));
+            break;
+        }
+        observer.observe(sim.elapsed(), &shared.nodes.borrow());
+        if sim.elapsed() > phase_end {
+            problems.push("setup did not finish".into());
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(fail(problems, observer.trace));
+    }
+
+    // Phase 2: workload and faults.
+    let workload_start = sim.elapsed();
+    for client_id in 1..=config.clients {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let shards = shards.clone();
+        let ops = config.ops_per_client;
+        let rng = StdRng::seed_from_u64(seed ^ client_id.wrapping_mul(0xa076_1d64_78bd_642f));
+        sim.client(format!("client{client_id}"), async move {
+            workload(client_id, rng, peers, shards, ops, &shared).await;
+            shared.clients_done.set(shared.clients_done.get() + 1);
+            Ok(())
+        });
+    }
+    if config.moves > 0 {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let shards = shards.clone();
+        let moves = config.moves;
+        let rng = StdRng::seed_from_u64(seed ^ 0x0000_6d6f_7665);
+        sim.client("mover", async move {
+            move_replicas(rng, peers, shards, moves, &shared).await;
+            shared.mover_done.set(true);
+            Ok(())
+        });
+    } else {
+        shared.mover_done.set(true);
+    }
+    let mut plan_rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
+    let episodes = if config.faults {
+        faults::plan(
+            &mut plan_rng,
+            PlanSettings {
+                nodes: config.nodes,
+                clients: config.clients,
+                groups: shards.len(),
+                until: Duration::from_secs(120),
+                long_crash_percent: config.long_crash_percent,
+            },
+        )
+    } else {
+        Vec::new()
+    };
+    let hosts = (1..=config.nodes)
+        .map(node_name)
+        .chain((1..=config.clients).map(|c| format!("client{c}")))
+        .chain(["setup".to_string()])
+        .chain((config.moves > 0).then(|| "mover".to_string()))
+        .collect();
+    let mut driver = FaultDriver::new(
+        episodes,
+        workload_start,
+        config.nodes,
+        hosts,
+        scratch.path().to_path_buf(),
+        shards.clone(),
+    );
+    while shared.clients_done.get() < config.clients || !shared.mover_done.get() {
+        if let Err(e) = sim.step() {
+            problems.push(format!("workload: {e}"));
+            break;
+        }
+        driver.advance(&mut sim, &shared, &mut observer, &mut plan_rng);
+        observer.observe(sim.elapsed(), &shared.nodes.borrow());
+        if sim.elapsed() > workload_start + WORKLOAD_TIME_MAX {
+            problems.push("the workload did not finish".into());
+            break;
+        }
+    }
+    let episodes_played = driver.started;
+    driver.heal(&mut sim, &mut observer, &mut plan_rng);
+    // Whatever a replica applied by now was committed: the converged state must include it.
+    let applied_before_heal = observer.max_applied.clone();
+    if !problems.is_empty() {
+        return Err(fail(problems, observer.trace));
+    }
+
+    // Phase 3: convergence and the final read.
+    {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let shards = shards.clone();
+        sim.client("checker", async move {
+            let client = Client::new(1_001, peers.clone(), Arc::new(SimTransport::default()));
+            let result = read_back(&client, &peers, &shards, &shared).await;
+            *shared.contents.borrow_mut() = Some(result);
+            Ok(())
+        });
+    }
+    let check_start = sim.elapsed();
+    while shared.contents.borrow().is_none() {
+        if let Err(e) = sim.step() {
+            problems.push(format!("check: {e}"));
+            break;
+        }
+        observer.observe(sim.elapsed(), &shared.nodes.borrow());
+        if sim.elapsed() > check_start + CHECK_TIME_MAX {
+            problems.push("the final read did not finish".into());
+            break;
+        }
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+
+    // The checks.
+    problems.append(&mut observer.violations);
+    let contents = shared.contents.borrow_mut().take();
+    let history = std::mem::take(&mut *shared.history.borrow_mut());
+    let mut trace = std::mem::take(&mut *shared.trace.borrow_mut());
+    trace.append(&mut observer.trace);
+    let mut report = Report {
+        trace: Vec::new(),
+        writes: history.writes.len(),
+        acknowledged: history.writes.iter().filter(|w| w.acknowledged()).count(),
+        applied_unacknowledged: 0,
+        queries: QueryStats::default(),
+        episodes: episodes_played,
+        shared_terms: observer.shared_terms,
+        simulated,
+    };
+    match contents {
+        Some(Ok(contents)) => {
+            for (shard, index) in shared.converged.borrow().iter() {
+                let max = applied_before_heal
+                    .get(&shard.group_name())
+                    .copied()
+                    .unwrap_or(0);
+                if *index < max {
+                    problems.push(format!(
+                        "{shard} converged at applied index {index}, below the {max} a replica \
+                         applied before the faults healed"
+                    ));
+                }
+            }
+            for (shard, rows) in &contents {
+                trace.push(format!("final {shard} rows={}", rows.len()));
+            }
+            match model::check_final_contents(&history, &contents) {
+                Ok(effects) => {
+                    report.applied_unacknowledged = history
+                        .writes
+                        .iter()
+                        .zip(&effects.applied)
+                        .filter(|(w, &applied)| applied && !w.acknowledged())
+                        .count();
+                    match model::check_queries(&history, &effects) {
+                        Ok(stats) => report.queries = stats,
+                        Err(mut found) => problems.append(&mut found),
+                    }
+                }
+                Err(mut found) => problems.append(&mut found),
+            }
+        }
+        Some(Err(e)) => problems.push(format!("final read: {e}")),
+        None => {}
+    }
+    if problems.is_empty() {
+        report.trace = trace;
+        Ok(report)
+    } else {
+        Err(fail(problems, trace))
+    }
+}
+
+/// One client's operations: inserts of fresh rows, deletes of rows it inserted and saw
+/// acknowledged, and queries, on shards drawn at random.
+async fn workload(
+    client_id: u64,
+    mut rng: StdRng,
+    peers: BTreeMap<NodeId, String>,
+    shards: Vec<ShardKey>,
+    ops: usize,
+    shared: &Shared,
+) {
+    let client = Client::new(client_id, peers, Arc::new(SimTransport::default()));
+    let mut next_id = client_id as i64 * 1_000_000;
+    // Rows this client saw acknowledged and has not yet named in a delete, per shard.
+    let mut deletable: BTreeMap<ShardKey, Vec<Row>> = BTreeMap::new();
+    for _ in 0..ops {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=THINK_TIME_MAX_MS))).await;
+        let shard = shards[rng.gen_range(0..shards.len())].clone();
+        let choice = rng.gen_range(0..100);
+        let can_delete = deletable.get(&shard).is_some_and(|rows| !rows.is_empty());
+        // The client gives up after a drawn time, like an application with its own deadline:
+        // a write given up on may still take effect.
+        let patience = Duration::from_millis(rng.gen_range(PATIENCE_MIN_MS..=PATIENCE_MAX_MS));
+        let start = sim_now();
+        if choice < 50 || (choice < 70 && !can_delete) {
+            let rows: Vec<Row> = (0..rng.gen_range(1..=INSERT_ROWS_MAX))
+                .map(|_| {
+                    next_id += 1;
+                    Row {
+                        id: next_id,
+                        group: rng.gen_range(0..model::GROUP_COUNT as u8),
+                        val: rng.gen_range(-1_000..1_000),
+                    }
+                })
+                .collect();
+            let values: Vec<Vec<Value>> = rows.iter().map(Row::values).collect();
+            let result = with_patience(patience, client.insert(&shard, &values)).await;
+            if result.is_ok() {
+                deletable.entry(shard.clone()).or_default().extend(&rows);
+            }
+            record_write(
+                shared,
+                client_id,
+                shard,
+                WriteKind::Insert(rows),
+                start,
+                result,
+            );
+        } else if choice < 70 {
+            let candidates = deletable.get_mut(&shard).expect("checked above");
+            let mut rows = Vec::new();
+            for _ in 0..rng.gen_range(1..=DELETE_ROWS_MAX).min(candidates.len()) {
+                rows.push(candidates.swap_remove(rng.gen_range(0..candidates.len())));
+            }
+            rows.sort_by_key(|r| r.id);
+            let condition = Condition::In {
+                column: "id".into(),
+                values: rows.iter().map(|r| Value::Int(r.id)).collect(),
+            };
+            let result = with_patience(patience, client.delete(&shard, &condition)).await;
+            record_write(
+                shared,
+                client_id,
+                shard,
+                WriteKind::Delete(rows),
+                start,
+                result,
+            );
+        } else {
+            let kind = match rng.gen_range(0..3) {
+                0 => QueryKind::Count,
+                1 => QueryKind::SumOfGroup(rng.gen_range(0..model::GROUP_COUNT as u8)),
+                _ => QueryKind::GroupBy,
+            };
+            let result = match kind {
+                QueryKind::Count => with_patience(patience, client.count(&shard))
+                    .await
+                    .map(|(records, live)| Answer::of_count(records, live))
+                    .map_err(|e| e.to_string()),
+                _ => match with_patience(patience, client.query(&shard, &kind.shard_query())).await
+                {
+                    Ok(partial) => Answer::of_partial(&partial),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            let end = sim_now();
+            shared.trace.borrow_mut().push(format!(
+                "{} client{client_id} query {kind:?} {shard} -> {}",
+                end.as_millis(),
+                match &result {
+                    Ok(answer) => format!("{:?}", answer.0),
+                    Err(e) => format!("error {e}"),
+                }
+            ));
+            shared.history.borrow_mut().queries.push(QueryRecord {
+                client: client_id,
+                shard,
+                kind,
+                start,
+                end,
+                result,
+            });
+        }
+    }
+}
+
+/// Move shards while the clients write: each move replaces one voter of a shard with a node
+/// outside its group (`ChangeReplicas`: the new node joins as a learner, catches up, then one
+/// membership change).
+async fn move_replicas(
+    mut rng: StdRng,
+    peers: BTreeMap<NodeId, String>,
+    shards: Vec<ShardKey>,
+    moves: usize,
+    shared: &Shared,
+) {
+    let client = Client::new(1_002, peers.clone(), Arc::new(SimTransport::default()));
+    for _ in 0..moves {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..5_000))).await;
+        let shard = shards[rng.gen_range(0..shards.len())].clone();
+        let voters = leader_voters(&client, &peers, &shard).await;
+        let outside: Vec<NodeId> = peers
+            .keys()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        let line = if voters.is_empty() || outside.is_empty() {
+            format!("no leader or no node outside {voters:?}")
+        } else {
+            let leaving = *voters
+                .iter()
+                .nth(rng.gen_range(0..voters.len()))
+                .expect("drawn within the set");
+            let joining = outside[rng.gen_range(0..outside.len())];
+            let members: BTreeMap<NodeId, String> = voters
+                .iter()
+                .filter(|&&id| id != leaving)
+                .chain([&joining])
+                .map(|&id| (id, peers[&id].clone()))
+                .collect();
+            let patience = Duration::from_millis(PATIENCE_MAX_MS * 3);
+            match with_patience(patience, client.change_replicas(&shard, &members)).await {
+                Ok(now) => format!("{voters:?} -> {now:?}"),
+                Err(e) => format!("{voters:?} -> {:?} failed: {e}", members.keys()),
+            }
+        };
+        shared
+            .trace
+            .borrow_mut()
+            .push(format!("{} mover {shard} {line}", sim_now().as_millis()));
+    }
+}
+
+/// The voters of a shard's group as its leader reports them (empty when no node leads it).
+async fn leader_voters(
+    client: &Client,
+    peers: &BTreeMap<NodeId, String>,
+    shard: &ShardKey,
+) -> BTreeSet<NodeId> {
+    let name = shard.group_name();
+    for addr in peers.values() {
+        if let Ok(status) = client.status(addr).await {
+            if let Some(group) = status
+                .groups
+                .iter()
+                .find(|g| g.group == name && g.state == "leader")
+            {
+                return group.voters.iter().copied().collect();
+            }
+        }
+    }
+    BTreeSet::new()
+}
+
+/// `work`, or an error once `patience` has passed.
+async fn with_patience<T>(
+    patience: Duration,
+    work: impl std::future::Future<Output = node::Result<T>>,
+) -> node::Result<T> {
+    match tokio::time::timeout(patience, work).await {
+        Ok(result) => result,
+        Err(_) => Err(node::Error::Unavailable {
+            shard: "client".into(),
+            reason: format!("the client gave up after {} ms", patience.as_millis()),
+        }),
+    }
+}
+
+fn record_write(
+    shared: &Shared,
+    client_id: u64,
+    shard: ShardKey,
+    kind: WriteKind,
+    start: Duration,
+    result: node::Result<node::client::WriteOutcome>,
+) {
+    let end = sim_now();
+    let what = match &kind {
+        WriteKind::Insert(rows) => format!("insert {}", rows.len()),
+        WriteKind::Delete(rows) => format!("delete {}", rows.len()),
+    };
+    let (outcome, reported_count, told) = match result {
+        Ok(outcome) => (
+            WriteOutcome::Acknowledged,
+            Some(outcome.count),
+            format!("ok count={} index={}", outcome.count, outcome.log_index),
+        ),
+        Err(e) => (
+            WriteOutcome::Failed(e.to_string()),
+            None,
+            format!("error {e}"),
+        ),
+    };
+    shared.trace.borrow_mut().push(format!(
+        "{} client{client_id} {what} {shard} -> {told}",
+        end.as_millis()
+    ));
+    shared.history.borrow_mut().writes.push(WriteRecord {
+        client: client_id,
+        shard,
+        kind,
+        start,
+        end,
+        outcome,
+        reported_count,
+    });
+}
+
+/// Wait until each shard's voters agree (one digest, one applied index), then read every
+/// shard whole through its leader.
+async fn read_back(
+    client: &Client,
+    peers: &BTreeMap<NodeId, String>,
+    shards: &[ShardKey],
+    shared: &Shared,
+) -> Result<BTreeMap<ShardKey, ShardContents>, String> {
+    let deadline = tokio::time::Instant::now() + CHECK_TIME_MAX / 2;
+    let mut contents = BTreeMap::new();
+    for shard in shards {
+        loop {
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("{shard}: replicas did not converge"));
+            }
+            // A linearizable read first: the leader has committed everything of its term.
+            if client.count(shard).await.is_err() {
+                continue;
+            }
+            let voters = leader_voters(client, peers, shard).await;
+            let mut digests = BTreeSet::new();
+            let mut applied = BTreeSet::new();
+            for voter in &voters {
+                match client.digest(&peers[voter], shard).await {
+                    Ok(reply) => {
+                        digests.insert(reply.digest);
+                        applied.insert(reply.applied_index);
+                    }
+                    Err(_) => {
+                        digests.insert(u64::MAX);
+                    }
+                }
+            }
+            if !voters.is_empty() && digests.len() == 1 && applied.len() == 1 {
+                let index = *applied.first().expect("one applied index");
+                shared.converged.borrow_mut().insert(shard.clone(), index);
+                shared.trace.borrow_mut().push(format!(
+                    "converged {shard} voters={voters:?} digest={:x} applied={index}",
+                    digests.first().expect("one digest")
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let partial = client
+            .query(shard, &model::contents_query())
+            .await
+            .map_err(|e| format!("{shard}: {e}"))?;
+        contents.insert(shard.clone(), model::contents_of_partial(&partial)?);
+    }
+    Ok(contents)
+}
+
+/// Append half a record to the Raft log of one of a crashed node's groups, as a crash in the
+/// middle of an append leaves it: a header whose length runs past the end of the file, or a
+/// whole record whose checksum does not match (a torn sector). Returns what it did.
+fn tear_a_log(node_dir: &std::path::Path, rng: &mut StdRng) -> std::io::Result<String> {
+    use std::io::Write;
+    let groups_dir = node_dir.join("groups");
+    let mut groups: Vec<PathBuf> = std::fs::read_dir(&groups_dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    groups.sort();
+    if groups.is_empty() {
+        return Ok("skipped: no group yet".into());
+    }
+    let group = &groups[rng.gen_range(0..groups.len())];
+    let path = group.join(node::log_store::LOG_FILE);
+    let body_bytes: u32 = rng.gen_range(16..512);
+    let body: Vec<u8> = (0..body_bytes).map(|_| rng.gen()).collect();
+    // A checksum that is certainly wrong.
+    let crc = crc32c::crc32c(&body) ^ 1;
+    let mut record = Vec::with_capacity(8 + body.len());
+    record.extend_from_slice(&body_bytes.to_le_bytes());
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(&body);
+    let cut = if rng.gen_bool(0.5) {
+        rng.gen_range(1..record.len())
+    } else {
+        record.len()
+    };
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+    file.write_all(&record[..cut])?;
+    file.sync_all()?;
+    Ok(format!(
+        "{}: {cut} of a {}-byte record appended",
+        group
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+        record.len()
+    ))
+}
+
+/// Plays the fault plan against the simulation.
+struct FaultDriver {
+    pending: std::collections::VecDeque<Episode>,
+    /// Episodes started and not yet ended, with what they resolved to.
+    active: Vec<(Episode, Applied)>,
+    offset: Duration,
+    nodes: u64,
+    /// Every host registered during the workload (nodes, clients, the finished setup client).
+    hosts: Vec<String>,
+    /// Where each node's data directory is (`<root>/node<id>`).
+    data_root: PathBuf,
+    shards: Vec<ShardKey>,
+    started: usize,
+    crashed: BTreeSet<NodeId>,
+}
+
+/// What an episode did, so its end can undo exactly that.
+#[derive(Debug, Clone)]
+enum Applied {
+    Crashed(NodeId),
+    Partitioned(Vec<(String, String)>),
+    PartitionedOneWay(String, String),
+    Held(Vec<(String, String)>),
+    Lossy(String, String),
+    Slow(String, String),
+    Nothing,
+}
+
+impl FaultDriver {
+    fn new(
+        episodes: Vec<Episode>,
+        offset: Duration,
+        nodes: u64,
+        hosts: Vec<String>,
+        data_root: PathBuf,
+        shards: Vec<ShardKey>,
+    ) -> Self {
+        FaultDriver {
+            pending: episodes.into(),
+            active: Vec::new(),
+            offset,
+            nodes,
+            hosts,
+            data_root,
+            shards,
+            started: 0,
+            crashed: BTreeSet::new(),
+        }
+    }
+
+    fn log(observer: &mut Observer, now: Duration, what: String) {
+        observer
+            .trace
+            .push(format!("{} fault {what}", now.as_millis()));
+    }
+
+    fn advance(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        shared: &Shared,
+        observer: &mut Observer,
+        rng: &mut StdRng,
+    ) {
+        let now = sim.elapsed();
+        let mut index = 0;
+        while index < self.active.len() {
+            if self.offset + self.active[index].0.end <= now {
+                let (episode, applied) = self.active.remove(index);
+                Self::log(observer, now, format!("end {:?}", episode.fault));
+                self.undo(sim, applied, rng);
+            } else {
+                index += 1;
+            }
+        }
+        while self
+            .pending
+            .front()
+            .is_some_and(|e| self.offset + e.start <= now)
+        {
+            let episode = self.pending.pop_front().expect("checked");
+            let applied = self.apply(sim, shared, observer, &episode.fault, rng);
+            Self::log(
+                observer,
+                now,
+                format!("start {:?} as {applied:?}", episode.fault),
+            );
+            self.started += 1;
+            self.active.push((episode, applied));
+        }
+    }
+
+    fn others(&self, node: u64) -> Vec<String> {
+        (1..=self.nodes)
+            .filter(|&n| n != node)
+            .map(node_name)
+            .collect()
+    }
+
+    fn apply(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        shared: &Shared,
+        observer: &mut Observer,
+        fault: &Fault,
+        rng: &mut StdRng,
+    ) -> Applied {
+        match fault {
+            Fault::Crash { node, torn_log } => {
+                if self.crashed.contains(node) {
+                    return Applied::Nothing;
+                }
+                // The crash drops the node's tasks in an order that depends on tokio's task
+                // ids, which count across the process; the segments its dropped connections
+                // would send (FIN, RST) are cut off, so that order decides nothing. Peers learn
+                // of the crash as from a machine that lost power: their next segment on an
+                // old connection is answered with a reset, idle ones by keep-alive.
+                let name = node_name(*node);
+                let others: Vec<&String> = self.hosts.iter().filter(|h| **h != name).collect();
+                for other in &others {
+                    sim.partition(name.as_str(), other.as_str());
+                }
+                sim.crash(name.as_str());
+                for other in &others {
+                    sim.repair(name.as_str(), other.as_str());
+                }
+                self.reapply_links_of(sim, &name);
+                if *torn_log {
+                    let torn = tear_a_log(&self.data_root.join(&name), rng);
+                    observer.trace.push(format!(
+                        "{} fault torn log {}",
+                        sim.elapsed().as_millis(),
+                        torn.unwrap_or_else(|e| format!("failed: {e}"))
+                    ));
+                }
+                shared.nodes.borrow_mut().remove(node);
+                observer.forget_node(*node);
+                self.crashed.insert(*node);
+                Applied::Crashed(*node)
+            }
+            Fault::Isolate { node } => {
+                let pairs: Vec<_> = self
+                    .others(*node)
+                    .into_iter()
+                    .map(|other| (node_name(*node), other))
+                    .collect();
+                for (a, b) in &pairs {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                Applied::Partitioned(pairs)
+            }
+            Fault::IsolateLeader { group } => {
+                let name = self.shards[*group % self.shards.len()].group_name();
+                let leader = shared.nodes.borrow().values().find_map(|node| {
+                    node.groups().into_iter().find_map(|g| {
+                        let metrics = g.raft.metrics();
+                        let metrics = metrics.borrow();
+                        (g.key.group_name() == name
+                            && metrics.state == openraft::ServerState::Leader)
+                            .then_some(metrics.id)
+                    })
+                });
+                let Some(leader) = leader else {
+                    return Applied::Nothing;
+                };
+                let pairs: Vec<_> = self
+                    .hosts
+                    .iter()
+                    .filter(|h| **h != node_name(leader))
+                    .map(|other| (node_name(leader), other.clone()))
+                    .collect();
+                for (a, b) in &pairs {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                Applied::Partitioned(pairs)
+            }
+            Fault::OneWay { from, to } => {
+                sim.partition_oneway(node_name(*from).as_str(), node_name(*to).as_str());
+                Applied::PartitionedOneWay(node_name(*from), node_name(*to))
+            }
+            Fault::Hold { a, b } => {
+                sim.hold(node_name(*a).as_str(), node_name(*b).as_str());
+                Applied::Held(vec![(node_name(*a), node_name(*b))])
+            }
+            Fault::Clog { links } => {
+                let pairs: Vec<_> = links
+                    .iter()
+                    .map(|(a, b)| (node_name(*a), node_name(*b)))
+                    .collect();
+                for (a, b) in &pairs {
+                    sim.hold(a.as_str(), b.as_str());
+                }
+                Applied::Held(pairs)
+            }
+            Fault::Split { side } => {
+                let mut pairs = Vec::new();
+                for a in side {
+                    for b in (1..=self.nodes).filter(|n| !side.contains(n)) {
+                        pairs.push((node_name(*a), node_name(b)));
+                    }
+                }
+                for (a, b) in &pairs {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                Applied::Partitioned(pairs)
+            }
+            Fault::Loss {
+                a,
+                b,
+                rate_per_mille,
+            } => {
+                sim.set_link_fail_rate(
+                    a.as_str(),
+                    b.as_str(),
+                    f64::from(*rate_per_mille) / 1_000.0,
+                );
+                Applied::Lossy(a.clone(), b.clone())
+            }
+            Fault::Latency { a, b, max_ms } => {
+                sim.set_link_max_message_latency(
+                    a.as_str(),
+                    b.as_str(),
+                    Duration::from_millis(*max_ms),
+                );
+                Applied::Slow(a.clone(), b.clone())
+            }
+        }
+    }
+
+    /// Put back what active episodes did to `host`'s links (after they were reset).
+    fn reapply_links_of(&self, sim: &mut turmoil::Sim<'_>, host: &str) {
+        for (_, applied) in &self.active {
+            match applied {
+                Applied::Partitioned(pairs) => {
+                    for (a, b) in pairs.iter().filter(|(a, b)| a == host || b == host) {
+                        sim.partition(a.as_str(), b.as_str());
+                    }
+                }
+                Applied::PartitionedOneWay(from, to) if from == host || to == host => {
+                    sim.partition_oneway(from.as_str(), to.as_str());
+                }
+                Applied::Held(pairs) => {
+                    for (a, b) in pairs.iter().filter(|(a, b)| a == host || b == host) {
+                        sim.hold(a.as_str(), b.as_str());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn undo(&mut self, sim: &mut turmoil::Sim<'_>, applied: Applied, rng: &mut StdRng) {
+        match applied {
+            Applied::Crashed(node) => {
+                sim.bounce(node_name(node));
+                self.crashed.remove(&node);
+            }
+            Applied::Partitioned(pairs) => {
+                for (a, b) in pairs {
+                    sim.repair(a.as_str(), b.as_str());
+                }
+            }
+            Applied::PartitionedOneWay(from, to) => {
+                sim.repair_oneway(from.as_str(), to.as_str());
+            }
+            Applied::Held(mut pairs) => {
+                // Released in a drawn order: the order links come back in matters.
+                while !pairs.is_empty() {
+                    let (a, b) = pairs.swap_remove(rng.gen_range(0..pairs.len()));
+                    sim.release(a.as_str(), b.as_str());
+                }
+            }
+            Applied::Lossy(a, b) => sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0),
+            Applied::Slow(a, b) => {
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), LATENCY_MAX)
+            }
+            Applied::Nothing => {}
+        }
+    }
+
+    /// Undo every active episode, drop the rest of the plan, and set every link between the
+    /// workload's hosts back to healthy (whatever overlapping episodes left behind).
+    fn heal(&mut self, sim: &mut turmoil::Sim<'_>, observer: &mut Observer, rng: &mut StdRng) {
+        self.pending.clear();
+        let now = sim.elapsed();
+        for (episode, applied) in std::mem::take(&mut self.active) {
+            Self::log(observer, now, format!("heal {:?}", episode.fault));
+            self.undo(sim, applied, rng);
+        }
+        for (i, a) in self.hosts.iter().enumerate() {
+            for b in &self.hosts[i + 1..] {
+                sim.repair(a.as_str(), b.as_str());
+                sim.release(a.as_str(), b.as_str());
+                sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), LATENCY_MAX);
+            }
+        }
+        for node in std::mem::take(&mut self.crashed) {
+            Self::log(observer, now, format!("heal restart node{node}"));
+            sim.bounce(node_name(node));
+        }
+    }
+}
