@@ -49,9 +49,9 @@
 //!   are exact (see [`model`]).
 //! * **Clients give up** on an operation after a drawn 1–20 s (as applications with their own
 //!   deadlines do), so unacknowledged writes happen and are checked all-or-nothing.
-//! * **One leader per term**: openraft 0.9 names leaders by (term, node) and may elect two in
-//!   one term unless built with its `single-term-leader` feature; the simulation finds such
-//!   terms and counts them, and checks what openraft guarantees instead (see [`observe`]).
+//! * **One leader per term**: openraft 0.9 by default names leaders by (term, node) and may
+//!   elect two in one term; Rhizome builds it with `single-term-leader` (standard Raft), and
+//!   the simulation fails a run in which a term of a group has two leaders (see [`observe`]).
 //! * **Disks** are real directories (tmpfs when there is one) that survive a node's crashes.
 //!   turmoil 0.7's simulated file system (`unstable-fs`) replaces `std::fs` types, which the
 //!   node and the storage engine use directly, so unsynced writes are not dropped on crash;

@@ -2,12 +2,10 @@
 //! did (for the determinism check and for reading a failure) and checks Raft's invariants.
 //!
 //! Invariants, checked at every step on every running replica:
-//! * at most one leader per leader id of a group, over the whole run (restarts included).
-//!   openraft 0.9 (without its `single-term-leader` feature) names a leader by (term, node
-//!   id) and lets a voter grant a greater (term, node) in the same term, so two nodes may
-//!   both win an election of one term (the simulation finds such terms); they are distinct
-//!   leaders whose entries carry distinct log ids, and the checks below compare full log ids.
-//!   Terms with more than one leader are counted ([`Observer::shared_terms`]);
+//! * at most one leader per term of a group, over the whole run (restarts included). The node
+//!   builds openraft with `single-term-leader` (standard Raft: a voter grants one vote per
+//!   term), so a second leader in a term is a violation; such terms are also counted
+//!   ([`Observer::shared_terms`]) for the report;
 //! * a replica's term never goes down, across restarts too (the vote is durable);
 //! * a replica's applied index never goes down while it runs, and is at most the commit
 //!   index its log has recorded (or its snapshot's, after installing one);
@@ -36,9 +34,9 @@ struct Seen {
     snapshot: u64,
 }
 
-/// Per log index: the leader id (term, node) of the entry applied there, and the replica that
-/// was seen applying it.
-type AppliedLeaders = BTreeMap<u64, ((u64, NodeId), NodeId)>;
+/// Per log index: the term of the entry applied there (one leader per term: the term names
+/// the leader), and the replica that was seen applying it.
+type AppliedLeaders = BTreeMap<u64, (u64, NodeId)>;
 
 #[derive(Debug, Default)]
 pub struct Observer {
@@ -108,6 +106,10 @@ impl Observer {
                     let leaders = self.leaders.entry((name.clone(), seen.term)).or_default();
                     if leaders.insert(id) && leaders.len() == 2 {
                         self.shared_terms += 1;
+                        self.violations.push(format!(
+                            "at {ms} ms: {name} has two leaders in term {}: nodes {leaders:?}",
+                            seen.term
+                        ));
                     }
                     // The leader id (term, node) is the vote a quorum granted: it must match.
                     let vote = metrics.vote;
@@ -144,7 +146,7 @@ impl Observer {
                     ));
                 }
                 if let Some(log_id) = metrics.last_applied {
-                    let leader_id = (log_id.leader_id.term, log_id.leader_id.node_id);
+                    let leader_id = log_id.leader_id.term;
                     let terms = self.applied_terms.entry(name.clone()).or_default();
                     let (first, by) = *terms.entry(log_id.index).or_insert((leader_id, id));
                     if first != leader_id {
