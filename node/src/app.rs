@@ -318,7 +318,8 @@ impl Node {
 
     /// Make the meta group with `members` (this node among them): the first
     /// [`META_VOTERS_MAX`] by id are its voters; all are recorded as the cluster's nodes.
-    /// `AlreadyExists` when the meta group was initialised before.
+    /// `AlreadyExists` when the cluster was initialised before (a call that was cut short
+    /// before the node list was recorded is completed instead).
     pub async fn initialize_cluster(&self, members: BTreeMap<NodeId, String>) -> Result<()> {
         let mut members = members;
         members
@@ -345,17 +346,23 @@ impl Node {
                 .or_insert_with(|| BasicNode { addr: addr.clone() });
         }
         match self.meta.raft.initialize(voters.clone()).await {
-            Ok(()) => {}
+            Ok(()) => {
+                tracing::info!(voters = ?voters.keys(), nodes = ?members.keys(), "meta group initialised");
+            }
             Err(openraft::error::RaftError::APIError(
                 openraft::error::InitializeError::NotAllowed(_),
             )) => {
-                return Err(Error::AlreadyExists(
-                    "the cluster is initialised already".into(),
-                ))
+                // Initialised before. If the node list was never recorded (the first call
+                // ended before its meta leader was elected), this call completes it.
+                let (metadata, _) = self.metadata().await?;
+                if !metadata.nodes.is_empty() {
+                    return Err(Error::AlreadyExists(
+                        "the cluster is initialised already".into(),
+                    ));
+                }
             }
             Err(e) => return Err(Error::Raft(e.to_string())),
         }
-        tracing::info!(voters = ?voters.keys(), nodes = ?members.keys(), "meta group initialised");
         self.meta_propose(MetaCommand::SetNodes(members)).await?;
         Ok(())
     }
@@ -568,6 +575,15 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    use futures::StreamExt;
+    // Replies go out at once: with Nagle's algorithm a reply written in several pieces
+    // (headers, message, trailers) waits for the peer's delayed ACK (~40 ms).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        stream.inspect(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+        })
+    });
     serve(node, incoming, shutdown).await
 }
