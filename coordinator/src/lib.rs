@@ -13,6 +13,8 @@
 //! | [`plan`] | statement + schema → shard query / read and coordinator steps |
 //! | [`cluster`] | the `Cluster` trait: table metadata and per-shard calls |
 //! | [`local`] | `LocalCluster`: in-memory shard stores in one process |
+//! | [`grpc`] | `GrpcCluster`: the cluster over real nodes (meta group, shard leaders) |
+//! | [`dev`] | `DevCluster`: three nodes in this process, persistent in a data directory |
 //! | [`executor`] | runs statements: write routing, scatter/gather, merge, EXPLAIN |
 //! | [`metrics`] | statement, error and latency counters (Prometheus text) |
 //! | [`http`] | the HTTP endpoint: `POST /v1/sql`, `/health`, `/ready`, `/metrics` |
@@ -21,8 +23,10 @@
 //! | [`sample`] | TPC-H `lineitem`: DDL, public queries, generated INSERTs |
 
 pub mod cluster;
+pub mod dev;
 pub mod error;
 pub mod executor;
+pub mod grpc;
 pub mod http;
 pub mod limits;
 pub mod local;

@@ -597,6 +597,10 @@ pub async fn serve_pg(
                         continue;
                     }
                 };
+                // Small answers go out at once, not after the client's delayed ACK.
+                if let Err(e) = socket.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
                 let Ok(permit) = connections.clone().try_acquire_owned() else {
                     tracing::warn!("pg connection refused: {PG_CONNECTIONS_MAX} open");
                     continue;

@@ -1,5 +1,7 @@
 //! Golden SQL files: runs every `tests/slt/*.slt` against a fresh executor over a
-//! `LocalCluster` and checks each statement's outcome and each query's rows.
+//! `LocalCluster`, and again over a `GrpcCluster` of three in-process nodes, and checks each
+//! statement's outcome and each query's rows; the two clusters' answers are also compared
+//! with each other, statement by statement.
 //!
 //! Format (a small dialect of sqllogictest):
 //!
@@ -21,10 +23,12 @@
 //! Values print as `Value::render` does, NULL as `NULL`, the empty string as `(empty)`,
 //! DOUBLE rounded to 6 decimals.
 
-use std::path::Path;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhizome_coordinator::executor::{Executor, ExecutorOptions};
+use rhizome_coordinator::executor::{Executor, ExecutorOptions, Output};
 use rhizome_coordinator::local::LocalCluster;
 use rhizome_coordinator::status::status_of;
 use rhizome_core::value::Value;
@@ -112,10 +116,26 @@ fn parse_file(text: &str) -> Vec<Record> {
     records
 }
 
-async fn run_file(path: &Path) -> Vec<String> {
+/// One statement's answer as the comparison sees it: rendered rows, or the SQLSTATE.
+type Answer = Result<Vec<String>, String>;
+
+fn answer(result: &rhizome_coordinator::Result<Output>) -> Answer {
+    match result {
+        Ok(output) => Ok(output
+            .rows
+            .iter()
+            .map(|row| row.iter().map(render).collect::<Vec<_>>().join("|"))
+            .collect()),
+        Err(e) => Err(status_of(e).sqlstate.to_string()),
+    }
+}
+
+/// Run one file's records on `executor`: the failures against the golden answers, and
+/// every record's answer.
+async fn run_file(path: &Path, executor: &Executor) -> (Vec<String>, Vec<Answer>) {
     let text = std::fs::read_to_string(path).expect("slt file is readable");
-    let executor = Executor::new(Arc::new(LocalCluster::new()), ExecutorOptions::default());
     let mut failures = Vec::new();
+    let mut answers = Vec::new();
     let name = path
         .file_name()
         .unwrap_or_default()
@@ -123,6 +143,7 @@ async fn run_file(path: &Path) -> Vec<String> {
         .to_string();
     for record in parse_file(&text) {
         let result = executor.execute(&record.sql).await;
+        answers.push(answer(&result));
         let place = format!("{name}:{}", record.line);
         match (&record.expect, result) {
             (Expect::Ok, Ok(_)) => {}
@@ -163,12 +184,10 @@ async fn run_file(path: &Path) -> Vec<String> {
             }
         }
     }
-    failures
+    (failures, answers)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_files_pass() {
-    // Proves every SQL-lite construct and every rejection in tests/slt behaves as written.
+fn slt_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
@@ -177,9 +196,72 @@ async fn golden_files_pass() {
         .collect();
     paths.sort();
     assert!(!paths.is_empty(), "no .slt files in {dir:?}");
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_files_pass() {
+    // Proves every SQL-lite construct and every rejection in tests/slt behaves as written.
     let mut failures = Vec::new();
-    for path in &paths {
-        failures.extend(run_file(path).await);
+    for path in &slt_files() {
+        let executor = Executor::new(Arc::new(LocalCluster::new()), ExecutorOptions::default());
+        failures.extend(run_file(path, &executor).await.0);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_files_pass_on_grpc_nodes_and_answer_as_local_does() {
+    // Proves the coordinator over real nodes (meta group, Raft shard groups, gRPC) answers
+    // every golden statement as written, and exactly as over LocalCluster: the same rows (in
+    // the same order where the statement fixes one) and the same SQLSTATE for every error.
+    // EXPLAIN is compared by outcome only: its per-shard sizes depend on routing.
+    let mut failures = Vec::new();
+    for path in &slt_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dev = common::start_dev(dir.path()).await;
+        let grpc = Executor::new(dev.cluster.clone(), ExecutorOptions::default());
+        let (golden, grpc_answers) = run_file(path, &grpc).await;
+        failures.extend(golden.into_iter().map(|f| format!("grpc: {f}")));
+        let local = Executor::new(Arc::new(LocalCluster::new()), ExecutorOptions::default());
+        let (_, local_answers) = run_file(path, &local).await;
+        let text = std::fs::read_to_string(path).expect("slt file is readable");
+        let records = parse_file(&text);
+        assert_eq!(grpc_answers.len(), records.len());
+        for ((record, g), l) in records.iter().zip(&grpc_answers).zip(&local_answers) {
+            let explain = record
+                .sql
+                .trim_start()
+                .to_uppercase()
+                .starts_with("EXPLAIN");
+            let sort = matches!(record.expect, Expect::Rows { sort: true, .. });
+            let (mut g, mut l) = (g.clone(), l.clone());
+            if sort {
+                if let (Ok(g), Ok(l)) = (&mut g, &mut l) {
+                    g.sort();
+                    l.sort();
+                }
+            }
+            let same = if explain {
+                g.is_ok() == l.is_ok()
+            } else {
+                g == l
+            };
+            if !same {
+                failures.push(format!(
+                    "{}:{}: grpc and local differ\n  sql: {}\n  grpc: {g:?}\n  local: {l:?}",
+                    path.display(),
+                    record.line,
+                    record.sql
+                ));
+            }
+        }
+        dev.shutdown().await;
     }
     assert!(
         failures.is_empty(),

@@ -300,6 +300,15 @@ async fn main() {
         Arc::new(TcpTransport::default()),
     ));
     let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.initialize(&peers[&1], &peers).await {
+            Ok(()) | Err(rhizome_node::Error::AlreadyExists(_)) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "initialize: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     while let Err(e) = client
         .create_table(&peers[&1], "lineitem", &schema(), SHARDS, REPLICAS)
         .await

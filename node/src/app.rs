@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::{BasicNode, Config, SnapshotPolicy};
+use proto::v1::admin_client::AdminClient;
 use proto::v1::admin_server::AdminServer;
 use proto::v1::raft_server::RaftServer;
 use proto::v1::shard_query_server::ShardQueryServer;
@@ -15,11 +16,20 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 use crate::log_store::LogStore;
+use crate::meta::{
+    MetaCommand, MetaOutcome, MetaShared, MetaStateMachine, Metadata, META_DIR, META_GROUP,
+    META_VOTERS_MAX,
+};
 use crate::network::{NetworkFactory, Transport, MESSAGE_BYTES_MAX};
 use crate::services::{AdminService, RaftService, ShardQueryService, ShardWriteService};
 use crate::state_machine::{write_atomic, GroupDirs, ShardShared, ShardStateMachine};
-use crate::status::from_fatal;
-use crate::types::{GroupSpec, NodeId, Raft, ShardKey};
+use crate::status::{error_from_status, from_fatal, from_read_error, from_write_error};
+use crate::types::{Command, CommandResponse, GroupSpec, NodeId, Raft, ShardKey};
+
+/// Pause between attempts of a metadata operation while the meta group has no leader.
+pub const META_RETRY_BACKOFF_MS: u64 = 50;
+/// Deadline of one metadata operation, retries included.
+pub const META_TIMEOUT_MS: u64 = 15_000;
 
 /// File, in a group's first directory, naming the group and its schema (bincode
 /// [`GroupSpec`]): how a restarted node knows which groups it hosts.
@@ -137,25 +147,45 @@ impl std::fmt::Debug for Group {
     }
 }
 
+/// The meta group as hosted on a node (every node hosts one; see [`crate::meta`]).
+pub struct MetaGroup {
+    pub raft: Raft,
+    pub state: Arc<MetaShared>,
+    pub log: LogStore,
+}
+
+impl std::fmt::Debug for MetaGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaGroup")
+            .field("dir", &self.state.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A node: its configuration and the groups it hosts.
 #[derive(Debug)]
 pub struct Node {
     pub config: NodeConfig,
+    /// The meta group's replica on this node (idle until the cluster is initialised).
+    meta: MetaGroup,
     groups: RwLock<BTreeMap<ShardKey, Arc<Group>>>,
     /// Serialises group creation, so two requests cannot open the same files twice.
     opening: tokio::sync::Mutex<()>,
 }
 
 impl Node {
-    /// Start a node: reopen every group found in its first data directory.
+    /// Start a node: open the meta group and reopen every shard group found in its first
+    /// data directory.
     pub async fn start(config: NodeConfig) -> Result<Arc<Node>> {
         if config.data_dirs.is_empty() {
             return Err(Error::InvalidArgument(
                 "a node needs a data directory".into(),
             ));
         }
+        let meta = open_meta(&config).await?;
         let node = Arc::new(Node {
             config,
+            meta,
             groups: RwLock::new(BTreeMap::new()),
             opening: tokio::sync::Mutex::new(()),
         });
@@ -274,8 +304,223 @@ impl Node {
         }
     }
 
+    /// Close a shard group hosted here and remove its files from every spindle. Closing a
+    /// group that is not hosted is not an error (a retried drop).
+    pub async fn drop_group(&self, key: &ShardKey) -> Result<()> {
+        let _opening = self.opening.lock().await;
+        let group = self
+            .groups
+            .write()
+            .expect("group map lock poisoned")
+            .remove(key);
+        if let Some(group) = group {
+            if let Err(e) = group.raft.shutdown().await {
+                tracing::warn!(group = %key, error = %e, "raft shutdown");
+            }
+        }
+        let dirs = GroupDirs::new(&self.config.data_dirs, &key.dir_name());
+        // The GROUP file first: once it is gone a restart no longer reopens the group, even
+        // if removing the rest is cut short.
+        let group_file = dirs.first().join(GROUP_FILE);
+        match std::fs::remove_file(&group_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&group_file, e)),
+        }
+        for dir in &dirs.dirs {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(dir, e)),
+            }
+        }
+        tracing::info!(group = %key, "shard group dropped");
+        Ok(())
+    }
+
+    pub fn meta(&self) -> &MetaGroup {
+        &self.meta
+    }
+
+    /// Make the meta group with `members` (this node among them): the first
+    /// [`META_VOTERS_MAX`] by id are its voters; all are recorded as the cluster's nodes.
+    /// `AlreadyExists` when the cluster was initialised before (a call that was cut short
+    /// before the node list was recorded is completed instead).
+    pub async fn initialize_cluster(&self, members: BTreeMap<NodeId, String>) -> Result<()> {
+        let mut members = members;
+        members
+            .entry(self.id())
+            .or_insert_with(|| self.config.addr.clone());
+        if members.contains_key(&0) || members.values().any(String::is_empty) {
+            return Err(Error::InvalidArgument(
+                "members need non-zero ids and addresses".into(),
+            ));
+        }
+        let mut voters: BTreeMap<NodeId, BasicNode> = BTreeMap::new();
+        voters.insert(
+            self.id(),
+            BasicNode {
+                addr: members[&self.id()].clone(),
+            },
+        );
+        for (&id, addr) in &members {
+            if voters.len() >= META_VOTERS_MAX {
+                break;
+            }
+            voters
+                .entry(id)
+                .or_insert_with(|| BasicNode { addr: addr.clone() });
+        }
+        match self.meta.raft.initialize(voters.clone()).await {
+            Ok(()) => {
+                tracing::info!(voters = ?voters.keys(), nodes = ?members.keys(), "meta group initialised");
+            }
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => {
+                // Initialised before. If the node list was never recorded (the first call
+                // ended before its meta leader was elected), this call completes it.
+                let (metadata, _) = self.metadata().await?;
+                if !metadata.nodes.is_empty() {
+                    return Err(Error::AlreadyExists(
+                        "the cluster is initialised already".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(Error::Raft(e.to_string())),
+        }
+        self.meta_propose(MetaCommand::SetNodes(members)).await?;
+        Ok(())
+    }
+
+    /// Propose a metadata command to the meta group through its leader (this node, or the
+    /// leader it names over gRPC), waiting while there is none, until [`META_TIMEOUT_MS`].
+    pub async fn meta_propose(&self, command: MetaCommand) -> Result<MetaOutcome> {
+        self.meta_leader_call(|leader| {
+            let command = command.clone();
+            async move {
+                match leader {
+                    None => self.meta_propose_here(command).await,
+                    Some(addr) => {
+                        let channel = self.config.transport.channel(&addr)?;
+                        let reply = AdminClient::new(channel)
+                            .meta_propose(proto::v1::MetaProposeRequest {
+                                command_bincode: bincode::serialize(&command)
+                                    .expect("meta commands serialise"),
+                            })
+                            .await
+                            .map_err(|s| error_from_status(&addr, &s))?
+                            .into_inner();
+                        bincode::deserialize(&reply.outcome_bincode).map_err(|e| {
+                            Error::Raft(format!("undecodable meta outcome from {addr}: {e}"))
+                        })
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Propose a metadata command to the meta group's replica on this node (the leader, or
+    /// `NotLeader` naming it).
+    pub async fn meta_propose_here(&self, command: MetaCommand) -> Result<MetaOutcome> {
+        let response = self
+            .meta
+            .raft
+            .client_write(Command::Meta(command))
+            .await
+            .map_err(|e| from_write_error(META_GROUP, e))?;
+        match response.data {
+            CommandResponse::Meta(outcome) => Ok(outcome),
+            other => Err(Error::Raft(format!("a meta command applied as {other:?}"))),
+        }
+    }
+
+    /// The metadata, read linearizably (through the meta leader), with the meta log index it
+    /// reflects.
+    pub async fn metadata(&self) -> Result<(Metadata, u64)> {
+        self.meta_leader_call(|leader| async move {
+            match leader {
+                None => self.metadata_here().await,
+                Some(addr) => {
+                    let channel = self.config.transport.channel(&addr)?;
+                    let reply = AdminClient::new(channel)
+                        .metadata(proto::v1::MetadataRequest {})
+                        .await
+                        .map_err(|s| error_from_status(&addr, &s))?
+                        .into_inner();
+                    let metadata = bincode::deserialize(&reply.metadata_bincode).map_err(|e| {
+                        Error::Raft(format!("undecodable metadata from {addr}: {e}"))
+                    })?;
+                    Ok((metadata, reply.applied_index))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The metadata as this node's replica holds it, after confirming it leads the meta group
+    /// (so the answer is linearizable), or `NotLeader` naming the leader.
+    pub async fn metadata_here(&self) -> Result<(Metadata, u64)> {
+        self.meta
+            .raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| from_read_error(META_GROUP, e))?;
+        let state = self.meta.state.read();
+        Ok((
+            state.metadata.clone(),
+            state.last_applied.map_or(0, |l| l.index),
+        ))
+    }
+
+    /// Run `call` here (`None`) or at the meta leader's address, following `NotLeader`
+    /// answers and waiting out elections and transport failures until [`META_TIMEOUT_MS`].
+    async fn meta_leader_call<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(META_TIMEOUT_MS);
+        let mut target: Option<String> = None;
+        loop {
+            let error = match call(target.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            let retry = match &error {
+                Error::NotLeader {
+                    leader: Some((id, addr)),
+                    ..
+                } => {
+                    target = (*id != self.id()).then(|| addr.clone());
+                    target.is_some()
+                }
+                Error::NotLeader { leader: None, .. }
+                | Error::Transport { .. }
+                | Error::Unavailable { .. } => {
+                    target = None;
+                    false
+                }
+                _ => return Err(error),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable {
+                    shard: META_GROUP.into(),
+                    reason: format!("no meta leader answered within {META_TIMEOUT_MS} ms: {error}"),
+                });
+            }
+            if !retry {
+                tokio::time::sleep(Duration::from_millis(META_RETRY_BACKOFF_MS)).await;
+            }
+        }
+    }
+
     /// Stop every group's Raft core. Files stay as they are.
     pub async fn shutdown(&self) {
+        if let Err(e) = self.meta.raft.shutdown().await {
+            tracing::warn!(group = META_GROUP, error = %e, "raft shutdown");
+        }
         for group in self.groups() {
             if let Err(e) = group.raft.shutdown().await {
                 tracing::warn!(group = %group.key, error = %e, "raft shutdown");
@@ -291,6 +536,27 @@ impl Node {
     pub fn leader_wait(&self) -> Duration {
         Duration::from_millis(self.config.raft.election_timeout_max_ms * 4)
     }
+}
+
+/// Open (or create) the meta group's replica in the node's first data directory.
+async fn open_meta(config: &NodeConfig) -> Result<MetaGroup> {
+    let dir = config.data_dirs[0].join(META_DIR);
+    let storage = |e: openraft::StorageError<NodeId>| Error::Io {
+        path: dir.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let sm = MetaStateMachine::open(&dir).map_err(storage)?;
+    let log = LogStore::open(&dir).map_err(storage)?;
+    let state = sm.shared();
+    let network = NetworkFactory {
+        group: META_GROUP.to_string(),
+        transport: config.transport.clone(),
+    };
+    let raft_config = Arc::new(config.raft.openraft_config(META_GROUP)?);
+    let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
+        .await
+        .map_err(|e| from_fatal(META_GROUP, e))?;
+    Ok(MetaGroup { raft, state, log })
 }
 
 /// Serve the node's gRPC services on `incoming` until `shutdown` resolves. `incoming` is a
@@ -335,6 +601,15 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    use futures::StreamExt;
+    // Replies go out at once: with Nagle's algorithm a reply written in several pieces
+    // (headers, message, trailers) waits for the peer's delayed ACK (~40 ms).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        stream.inspect(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+        })
+    });
     serve(node, incoming, shutdown).await
 }

@@ -21,9 +21,10 @@ use rhizome_core::value::Value;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::meta::Metadata;
 use crate::network::{Transport, MESSAGE_BYTES_MAX};
 use crate::status::error_from_status;
-use crate::types::{BatchId, NodeId, ShardKey};
+use crate::types::{BatchId, NodeId, RecordRead, ShardKey};
 
 /// Deadline of one RPC.
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
@@ -316,12 +317,27 @@ impl Client {
         shards: u32,
         replicas: u32,
     ) -> Result<()> {
+        self.create_table_with_key(addr, name, schema, &[], shards, replicas)
+            .await
+    }
+
+    /// [`Client::create_table`] with a primary key recorded in the metadata.
+    pub async fn create_table_with_key(
+        &self,
+        addr: &str,
+        name: &str,
+        schema: &Schema,
+        primary_key: &[String],
+        shards: u32,
+        replicas: u32,
+    ) -> Result<()> {
         let channel = self.transport.channel(addr)?;
         let mut message = tonic::Request::new(pb::CreateTableRequest {
             name: name.to_string(),
             schema_bincode: bincode::serialize(schema).expect("schemas serialise"),
             shards,
             replicas,
+            primary_key: primary_key.to_vec(),
         });
         message.set_timeout(Duration::from_millis(OPERATION_TIMEOUT_MS));
         AdminClient::new(channel)
@@ -329,6 +345,166 @@ impl Client {
             .await
             .map_err(|s| error_from_status(addr, &s))?;
         Ok(())
+    }
+
+    /// Make the cluster: the node at `addr` initialises the meta group with `members`.
+    pub async fn initialize(&self, addr: &str, members: &BTreeMap<NodeId, String>) -> Result<()> {
+        let channel = self.transport.channel(addr)?;
+        let mut message = tonic::Request::new(pb::InitializeRequest {
+            members: members
+                .iter()
+                .map(|(&id, addr)| pb::NodeInfo {
+                    id,
+                    addr: addr.clone(),
+                })
+                .collect(),
+        });
+        message.set_timeout(Duration::from_millis(OPERATION_TIMEOUT_MS));
+        AdminClient::new(channel)
+            .initialize(message)
+            .await
+            .map_err(|s| error_from_status(addr, &s))?;
+        Ok(())
+    }
+
+    /// Run an admin call on any node (each forwards to the meta leader), trying the nodes in
+    /// turn through transport failures and elections until [`OPERATION_TIMEOUT_MS`].
+    async fn on_any_node<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut(tonic::transport::Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let deadline = Instant::now() + Duration::from_millis(OPERATION_TIMEOUT_MS);
+        let addresses: Vec<&String> = self.nodes.values().collect();
+        let mut attempt = 0usize;
+        loop {
+            let addr = addresses[attempt % addresses.len()];
+            attempt += 1;
+            let error = match call(self.transport.channel(addr)?).await {
+                Ok(value) => return Ok(value),
+                Err(status) => error_from_status(addr, &status),
+            };
+            match error {
+                Error::Transport { .. } | Error::Unavailable { .. } | Error::NotLeader { .. }
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+                }
+                Error::Transport { .. } | Error::Unavailable { .. } | Error::NotLeader { .. } => {
+                    return Err(Error::Unavailable {
+                        shard: what.to_string(),
+                        reason: format!(
+                            "no node answered within {OPERATION_TIMEOUT_MS} ms: {error}"
+                        ),
+                    })
+                }
+                other => return Err(other),
+            }
+        }
+    }
+
+    /// The cluster metadata, read linearizably through the meta leader, with the meta log
+    /// index it reflects.
+    pub async fn metadata(&self) -> Result<(Metadata, u64)> {
+        let reply = self
+            .on_any_node("meta", |channel| async move {
+                AdminClient::new(channel)
+                    .metadata(request(pb::MetadataRequest {}))
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+            .await?;
+        let metadata = bincode::deserialize(&reply.metadata_bincode)
+            .map_err(|e| Error::Raft(format!("undecodable metadata: {e}")))?;
+        Ok((metadata, reply.applied_index))
+    }
+
+    /// Drop a table (through any node). `NotFound` when there is no such table.
+    pub async fn drop_table(&self, name: &str) -> Result<()> {
+        self.on_any_node("meta", |channel| {
+            let mut message = tonic::Request::new(pb::DropTableRequest {
+                name: name.to_string(),
+            });
+            message.set_timeout(Duration::from_millis(OPERATION_TIMEOUT_MS));
+            async move {
+                AdminClient::new(channel)
+                    .drop_table(message)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Create a table through any node; `AlreadyExists` when the name is taken.
+    pub async fn create_table_anywhere(
+        &self,
+        name: &str,
+        schema: &Schema,
+        primary_key: &[String],
+        shards: u32,
+        replicas: u32,
+    ) -> Result<()> {
+        let schema_bincode = bincode::serialize(schema).expect("schemas serialise");
+        self.on_any_node("meta", |channel| {
+            let mut message = tonic::Request::new(pb::CreateTableRequest {
+                name: name.to_string(),
+                schema_bincode: schema_bincode.clone(),
+                shards,
+                replicas,
+                primary_key: primary_key.to_vec(),
+            });
+            message.set_timeout(Duration::from_millis(OPERATION_TIMEOUT_MS));
+            async move {
+                AdminClient::new(channel)
+                    .create_table(message)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Read records of a shard, linearizably.
+    pub async fn read(&self, key: &ShardKey, read: &RecordRead) -> Result<Vec<Vec<Value>>> {
+        let read = bincode::serialize(read).expect("reads serialise");
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::ReadRequest {
+                    shard: shard_ref(key),
+                    read_bincode: read.clone(),
+                };
+                async move {
+                    ShardQueryClient::new(channel)
+                        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                        .read(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        bincode::deserialize(&reply.rows_bincode)
+            .map_err(|e| Error::Raft(format!("undecodable rows: {e}")))
+    }
+
+    /// Linearizable sizes of a shard: (live records, bytes of column data in memory).
+    pub async fn stats(&self, key: &ShardKey) -> Result<(u64, u64)> {
+        let reply = self
+            .with_leader(key, |channel| {
+                let message = pb::CountRequest {
+                    shard: shard_ref(key),
+                };
+                async move {
+                    ShardQueryClient::new(channel)
+                        .count(request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await?;
+        Ok((reply.live_count, reply.bytes))
     }
 
     /// Move a shard's replicas to `members` (ids and addresses); returns the new voters.

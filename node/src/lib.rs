@@ -11,6 +11,7 @@
 //! | [`types`] | `declare_raft_types!`, the replicated [`types::Command`]s, shard keys, batch ids |
 //! | [`blocking`] | where disk and CPU-heavy steps run: the blocking pool, or inline in a simulation |
 //! | [`log_store`] | the durable Raft log: a CRC32C-checked, fsynced record file per group |
+//! | [`meta`] | the meta group: nodes, tables, shard map; its state machine and snapshots |
 //! | [`state_machine`] | the shard state machine: `ShardStore`, batch-id dedup, snapshots as segment files |
 //! | [`network`] | openraft's network over tonic, with a transport seam for simulated networks |
 //! | [`services`] | the gRPC services: Raft, shard writes, shard queries, admin |
@@ -28,9 +29,16 @@
 //! * **Snapshots** save the whole `ShardStore` into a fresh `snap-<n>` directory reached
 //!   through a `live` symlink (the store cannot be told to save elsewhere), then `CURRENT`
 //!   is replaced; the shipped snapshot is an archive of those files with a CRC32C per file.
-//! * **Tables** are created through any node (`Admin.CreateTable`), which places shards on
-//!   the ring over its configured peers and opens each group on its replicas; each group's
-//!   `GROUP` file lets a restarted node reopen it. There is no meta group yet.
+//! * **Tables** are created through any node (`Admin.CreateTable`): the table and its shard
+//!   map (placed on the ring over the nodes the meta group lists) are recorded in the meta
+//!   group first — the log decides which of two creations of a name wins — then each shard
+//!   group is opened on its replicas; if that fails the table is dropped again. Each group's
+//!   `GROUP` file lets a restarted node reopen it. `DropTable` removes the table from the
+//!   meta group, then closes its groups and removes their files (a replica that is down
+//!   then keeps its files; nothing cleans them up yet).
+//! * **The meta group** is hosted (idle) on every node from its start; `Admin.Initialize`
+//!   makes it with the first three members by id as voters and records every member as a
+//!   node. Metadata reads and changes go through its leader (any node forwards).
 //! * **Timing**: openraft 0.9 gives append-entries the heartbeat interval as deadline, so
 //!   heartbeats are 500 ms (elections 2–4 s) and an append carries at most 2 entries of at
 //!   most 8 MiB. Tests use faster settings through [`app::RaftSettings`].
@@ -48,6 +56,7 @@ pub mod canary;
 pub mod client;
 pub mod error;
 pub mod log_store;
+pub mod meta;
 pub mod network;
 pub mod placement;
 pub mod services;

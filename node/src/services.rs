@@ -19,9 +19,14 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{Group, Node};
 use crate::error::{Error, Result};
+use crate::meta::{MetaCommand, MetaOutcome, TableMeta, META_GROUP};
 use crate::placement;
 use crate::status::{from_read_error, from_write_error};
-use crate::types::{BatchId, Command, CommandResponse, GroupSpec, NodeId, ShardKey, TypeConfig};
+use crate::types::{
+    BatchId, Command, CommandResponse, GroupSpec, NodeId, Raft, RecordRead, ShardKey, TypeConfig,
+};
+use rhizome_core::query::ResultSet;
+use rhizome_core::value::Value;
 
 /// Deadline of a write, from arrival to applied on the leader.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
@@ -83,10 +88,14 @@ impl RaftService {
         RaftService { node }
     }
 
-    fn group(&self, name: &str) -> Result<Arc<Group>> {
+    /// The Raft handle of the named group: the meta group or a shard group.
+    fn group(&self, name: &str) -> Result<Raft> {
+        if name == META_GROUP {
+            return Ok(self.node.meta().raft.clone());
+        }
         let key = ShardKey::parse_group_name(name)
             .ok_or_else(|| Error::InvalidArgument(format!("bad group name {name:?}")))?;
-        self.node.group(&key)
+        Ok(self.node.group(&key)?.raft.clone())
     }
 }
 
@@ -106,7 +115,7 @@ impl pb::raft_server::Raft for RaftService {
         let group = self.group(&request.group)?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode("append entries", &request.payload_bincode)?;
-        Ok(reply(&group.raft.append_entries(rpc).await))
+        Ok(reply(&group.append_entries(rpc).await))
     }
 
     async fn vote(
@@ -116,7 +125,7 @@ impl pb::raft_server::Raft for RaftService {
         let request = request.into_inner();
         let group = self.group(&request.group)?;
         let rpc: VoteRequest<NodeId> = decode("vote", &request.payload_bincode)?;
-        Ok(reply(&group.raft.vote(rpc).await))
+        Ok(reply(&group.vote(rpc).await))
     }
 
     async fn install_snapshot(
@@ -127,7 +136,7 @@ impl pb::raft_server::Raft for RaftService {
         let group = self.group(&request.group)?;
         let rpc: InstallSnapshotRequest<TypeConfig> =
             decode("install snapshot", &request.payload_bincode)?;
-        Ok(reply(&group.raft.install_snapshot(rpc).await))
+        Ok(reply(&group.install_snapshot(rpc).await))
     }
 }
 
@@ -184,7 +193,9 @@ impl ShardWriteService {
                 crate::state_machine::SEQUENCES_PER_CLIENT_MAX
             ))),
             CommandResponse::Rejected { reason } => Err(Error::InvalidArgument(reason)),
-            CommandResponse::None => Err(Error::Raft("a write applied as no command".into())),
+            CommandResponse::None | CommandResponse::Meta(_) => Err(Error::Raft(
+                "a shard write applied as something else".into(),
+            )),
         }
     }
 }
@@ -290,9 +301,65 @@ impl pb::shard_query_server::ShardQuery for ShardQueryService {
             Ok(pb::CountReply {
                 record_count: state.store.record_count(),
                 live_count: state.store.live_count(),
+                bytes: state.store.bytes().total(),
             })
         };
         deadline("count", READ_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> std::result::Result<Response<pb::ReadReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let read: RecordRead = decode("read", &request.read_bincode)?;
+            let group = self.linearizable(request.shard).await?;
+            let state = group.state.read();
+            let width = state.store.schema().columns.len();
+            if let Some(&bad) = read.columns.iter().find(|&&c| c >= width) {
+                return Err(Error::InvalidArgument(format!(
+                    "column {bad} of a table of {width} columns"
+                )));
+            }
+            if let Some(bad) = read
+                .order_by
+                .iter()
+                .find(|o| o.column_index >= read.columns.len())
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "order by column {} of {} read",
+                    bad.column_index,
+                    read.columns.len()
+                )));
+            }
+            // Without an order the first `limit` ids will do; with one, every match is read
+            // and the best `limit` kept.
+            let id_limit = if read.order_by.is_empty() {
+                read.limit
+            } else {
+                usize::MAX
+            };
+            let ids = state.store.select_ids(&read.filter, id_limit)?;
+            let rows = state.store.read(&ids, &read.columns);
+            drop(state);
+            let rows: Vec<Vec<Value>> = if read.order_by.is_empty() {
+                rows
+            } else {
+                let mut sorted = ResultSet {
+                    columns: Vec::new(),
+                    rows,
+                };
+                sorted.order_and_limit(&read.order_by, Some(read.limit));
+                sorted.rows
+            };
+            Ok(pb::ReadReply {
+                rows_bincode: bincode::serialize(&rows).expect("values serialise"),
+            })
+        };
+        deadline("read", READ_TIMEOUT_MS, work)
             .await
             .map(Response::new)
     }
@@ -323,17 +390,6 @@ impl AdminService {
         AdminService { node }
     }
 
-    /// Open a shard group on node `id` (this one, or a peer over gRPC).
-    async fn open_on(&self, id: NodeId, request: pb::OpenShardRequest) -> Result<()> {
-        let addr = self
-            .node
-            .config
-            .peers
-            .get(&id)
-            .ok_or_else(|| Error::NotFound(format!("node {id}")))?;
-        self.open_at(id, addr, request).await
-    }
-
     async fn open_at(&self, id: NodeId, addr: &str, request: pb::OpenShardRequest) -> Result<()> {
         if id == self.node.id() {
             return open_shard(&self.node, request).await;
@@ -346,6 +402,9 @@ impl AdminService {
         Ok(())
     }
 
+    /// Create a table: record it with its shard map in the meta group (which decides whether
+    /// the name is free), then open each shard group on its replicas. If a group cannot be
+    /// opened the table is dropped again, so a failed creation leaves no table behind.
     async fn create_table(&self, request: pb::CreateTableRequest) -> Result<()> {
         if !ShardKey::valid_table_name(&request.name) {
             return Err(Error::InvalidArgument(format!(
@@ -360,35 +419,152 @@ impl AdminService {
                 "a table needs at least one shard".into(),
             ));
         }
+        if let Some(missing) = request
+            .primary_key
+            .iter()
+            .find(|k| schema.column(k).is_err())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "primary key column {missing} is not in the schema"
+            )));
+        }
+        let (metadata, _) = self.node.metadata().await?;
+        if metadata.tables.contains_key(&request.name) {
+            return Err(Error::AlreadyExists(format!("table {}", request.name)));
+        }
+        if metadata.nodes.is_empty() {
+            return Err(Error::Unavailable {
+                shard: META_GROUP.into(),
+                reason: "the cluster is not initialised (Admin.Initialize)".into(),
+            });
+        }
         let replicas = match request.replicas {
             0 => placement::REPLICAS_DEFAULT,
             r => r as usize,
         };
-        let nodes: Vec<NodeId> = self.node.config.peers.keys().copied().collect();
-        for shard in 0..request.shards {
-            let key = ShardKey::new(&request.name, shard);
-            let owners = placement::replicas(&key, &nodes, replicas);
+        let nodes: Vec<NodeId> = metadata.nodes.keys().copied().collect();
+        let placement: Vec<Vec<NodeId>> = (0..request.shards)
+            .map(|shard| {
+                placement::replicas(&ShardKey::new(&request.name, shard), &nodes, replicas)
+            })
+            .collect();
+        let table = TableMeta {
+            name: request.name.clone(),
+            schema,
+            primary_key: request.primary_key.clone(),
+            shards: request.shards,
+            replicas: replicas.min(nodes.len()) as u32,
+            placement,
+        };
+        match self
+            .node
+            .meta_propose(MetaCommand::CreateTable(table.clone()))
+            .await?
+        {
+            MetaOutcome::Done => {}
+            MetaOutcome::TableExists(name) => {
+                return Err(Error::AlreadyExists(format!("table {name}")))
+            }
+            other => return Err(Error::Raft(format!("create table applied as {other:?}"))),
+        }
+        if let Err(error) = self
+            .open_table(&table, &metadata.nodes, &request.schema_bincode)
+            .await
+        {
+            tracing::warn!(table = %table.name, %error, "opening the shard groups failed; dropping the table again");
+            if let Err(e) = self.drop_table(&table.name).await {
+                tracing::warn!(table = %table.name, error = %e, "dropping the half-created table");
+            }
+            return Err(error);
+        }
+        tracing::info!(table = %table.name, shards = table.shards, replicas = table.replicas, "table created");
+        Ok(())
+    }
+
+    /// Open every shard group of a table on its replicas and initialise each on its first.
+    async fn open_table(
+        &self,
+        table: &TableMeta,
+        nodes: &BTreeMap<NodeId, String>,
+        schema_bincode: &[u8],
+    ) -> Result<()> {
+        for (shard, owners) in (0..table.shards).zip(&table.placement) {
+            let addr = |id: &NodeId| {
+                nodes
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound(format!("node {id} is not in the metadata")))
+            };
             let members: Vec<pb::NodeInfo> = owners
                 .iter()
-                .map(|id| pb::NodeInfo {
-                    id: *id,
-                    addr: self.node.config.peers[id].clone(),
+                .map(|id| {
+                    Ok(pb::NodeInfo {
+                        id: *id,
+                        addr: addr(id)?,
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let open = |initialize| pb::OpenShardRequest {
                 shard: Some(pb::ShardRef {
-                    table: key.table.clone(),
+                    table: table.name.clone(),
                     shard,
                 }),
-                schema_bincode: request.schema_bincode.clone(),
+                schema_bincode: schema_bincode.to_vec(),
                 members: members.clone(),
                 initialize,
             };
-            for &owner in &owners {
-                self.open_on(owner, open(false)).await?;
+            for owner in owners {
+                self.open_at(*owner, &addr(owner)?, open(false)).await?;
             }
-            self.open_on(owners[0], open(true)).await?;
+            let first = &owners[0];
+            self.open_at(*first, &addr(first)?, open(true)).await?;
         }
+        Ok(())
+    }
+
+    /// Drop a table: remove it from the meta group, then close its shard groups and remove
+    /// their files on every replica. A replica that cannot be reached keeps its files (logged).
+    async fn drop_table(&self, name: &str) -> Result<()> {
+        let table = match self
+            .node
+            .meta_propose(MetaCommand::DropTable(name.to_string()))
+            .await?
+        {
+            MetaOutcome::Dropped(table) => table,
+            MetaOutcome::UnknownTable(name) => {
+                return Err(Error::NotFound(format!("table {name}")))
+            }
+            other => return Err(Error::Raft(format!("drop table applied as {other:?}"))),
+        };
+        let (metadata, _) = self.node.metadata().await?;
+        for (shard, owners) in (0..table.shards).zip(&table.placement) {
+            let key = table.shard_key(shard);
+            for owner in owners {
+                let result = match metadata.nodes.get(owner) {
+                    _ if *owner == self.node.id() => self.node.drop_group(&key).await,
+                    Some(addr) => self.drop_shard_at(addr, &key).await,
+                    None => Err(Error::NotFound(format!("node {owner}"))),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(group = %key, node = owner, error = %e, "a dropped table's shard could not be removed");
+                }
+            }
+        }
+        tracing::info!(table = %name, "table dropped");
+        Ok(())
+    }
+
+    async fn drop_shard_at(&self, addr: &str, key: &ShardKey) -> Result<()> {
+        let channel = self.node.config.transport.channel(addr)?;
+        AdminClient::new(channel)
+            .drop_shard(pb::DropShardRequest {
+                shard: Some(pb::ShardRef {
+                    table: key.table.clone(),
+                    shard: key.shard,
+                }),
+            })
+            .await
+            .map_err(|s| crate::status::error_from_status(addr, &s))?;
         Ok(())
     }
 }
@@ -482,9 +658,14 @@ async fn open_shard(node: &Node, request: pb::OpenShardRequest) -> Result<()> {
     Ok(())
 }
 
-/// A group's status as this node sees it.
+/// A shard group's status as this node sees it.
 pub fn group_status(group: &Group) -> pb::GroupStatus {
-    let metrics = group.raft.metrics().borrow().clone();
+    raft_status(&group.key.group_name(), &group.raft, &group.log)
+}
+
+/// A Raft group's status as this node sees it.
+pub fn raft_status(name: &str, raft: &Raft, log: &crate::log_store::LogStore) -> pb::GroupStatus {
+    let metrics = raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let state = match metrics.state {
         ServerState::Leader => "leader",
@@ -494,10 +675,10 @@ pub fn group_status(group: &Group) -> pb::GroupStatus {
         ServerState::Shutdown => "shutdown",
     };
     pb::GroupStatus {
-        group: group.key.group_name(),
+        group: name.to_string(),
         leader_id: metrics.current_leader.unwrap_or(0),
         term: metrics.current_term,
-        commit_index: group.log.committed().map_or(0, |l| l.index),
+        commit_index: log.committed().map_or(0, |l| l.index),
         applied_index: metrics.last_applied.map_or(0, |l| l.index),
         last_log_index: metrics.last_log_index.unwrap_or(0),
         snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
@@ -511,11 +692,77 @@ pub fn group_status(group: &Group) -> pb::GroupStatus {
 impl pb::admin_server::Admin for AdminService {
     async fn initialize(
         &self,
-        _request: Request<pb::InitializeRequest>,
+        request: Request<pb::InitializeRequest>,
     ) -> std::result::Result<Response<pb::InitializeReply>, Status> {
-        Err(Status::unimplemented(
-            "the meta group is not built yet: nodes are configured with --peers",
-        ))
+        let members: BTreeMap<NodeId, String> = request
+            .into_inner()
+            .members
+            .into_iter()
+            .map(|n| (n.id, n.addr))
+            .collect();
+        deadline(
+            "initialize",
+            ADMIN_TIMEOUT_MS,
+            self.node.initialize_cluster(members),
+        )
+        .await
+        .map(|()| Response::new(pb::InitializeReply {}))
+    }
+
+    async fn drop_table(
+        &self,
+        request: Request<pb::DropTableRequest>,
+    ) -> std::result::Result<Response<pb::DropTableReply>, Status> {
+        let name = request.into_inner().name;
+        deadline("drop table", ADMIN_TIMEOUT_MS, self.drop_table(&name))
+            .await
+            .map(|()| Response::new(pb::DropTableReply {}))
+    }
+
+    async fn metadata(
+        &self,
+        _request: Request<pb::MetadataRequest>,
+    ) -> std::result::Result<Response<pb::MetadataReply>, Status> {
+        deadline("metadata", READ_TIMEOUT_MS, self.node.metadata())
+            .await
+            .map(|(metadata, applied_index)| {
+                Response::new(pb::MetadataReply {
+                    metadata_bincode: bincode::serialize(&metadata).expect("metadata serialises"),
+                    applied_index,
+                })
+            })
+    }
+
+    async fn meta_propose(
+        &self,
+        request: Request<pb::MetaProposeRequest>,
+    ) -> std::result::Result<Response<pb::MetaProposeReply>, Status> {
+        let work = async {
+            let command: MetaCommand =
+                decode("meta command", &request.into_inner().command_bincode)?;
+            // Only here: the caller follows a NotLeader answer itself.
+            self.node.meta_propose_here(command).await
+        };
+        deadline("meta propose", WRITE_TIMEOUT_MS, work)
+            .await
+            .map(|outcome| {
+                Response::new(pb::MetaProposeReply {
+                    outcome_bincode: bincode::serialize(&outcome).expect("meta outcomes serialise"),
+                })
+            })
+    }
+
+    async fn drop_shard(
+        &self,
+        request: Request<pb::DropShardRequest>,
+    ) -> std::result::Result<Response<pb::DropShardReply>, Status> {
+        let work = async {
+            let key = shard_key(request.into_inner().shard)?;
+            self.node.drop_group(&key).await
+        };
+        deadline("drop shard", ADMIN_TIMEOUT_MS, work)
+            .await
+            .map(|()| Response::new(pb::DropShardReply {}))
     }
 
     async fn join(
@@ -578,9 +825,12 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> std::result::Result<Response<pb::StatusReply>, Status> {
+        let meta = self.node.meta();
+        let mut groups = vec![raft_status(META_GROUP, &meta.raft, &meta.log)];
+        groups.extend(self.node.groups().iter().map(|g| group_status(g)));
         Ok(Response::new(pb::StatusReply {
             node_id: self.node.id(),
-            groups: self.node.groups().iter().map(|g| group_status(g)).collect(),
+            groups,
         }))
     }
 }

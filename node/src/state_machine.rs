@@ -414,7 +414,11 @@ fn apply_command(
     command: &Command,
     index: u64,
 ) -> Result<CommandResponse, StorageError> {
-    let batch = command.batch();
+    let Some(batch) = command.batch() else {
+        return Ok(CommandResponse::Rejected {
+            reason: "a shard group does not apply metadata commands".into(),
+        });
+    };
     match state.batches.check(batch) {
         Seen::Duplicate(w) => {
             return Ok(CommandResponse::Written {
@@ -472,6 +476,7 @@ fn apply_command(
                 count: ids.len() as u64,
             }
         }
+        Command::Meta(_) => unreachable!("metadata commands were rejected above"),
     };
     state.batches.record(batch, written, index);
     Ok(CommandResponse::Written {

@@ -7,9 +7,11 @@ use std::fmt;
 use std::io::Cursor;
 
 use bytes::Bytes;
-use rhizome_core::query::Condition;
+use rhizome_core::query::{Condition, OrderBy};
 use rhizome_core::shard::Schema;
 use serde::{Deserialize, Serialize};
+
+use crate::meta::{MetaCommand, MetaOutcome};
 
 /// A node's id in every Raft group it belongs to.
 pub type NodeId = u64;
@@ -104,6 +106,9 @@ pub enum Command {
         batch: BatchId,
         condition: Condition,
     },
+    /// A change to the cluster metadata: only the meta group applies these; a shard group
+    /// rejects them.
+    Meta(MetaCommand),
 }
 
 impl fmt::Debug for Command {
@@ -119,20 +124,23 @@ impl fmt::Debug for Command {
                 .field("batch", batch)
                 .field("condition", condition)
                 .finish(),
+            Command::Meta(command) => f.debug_tuple("Meta").field(command).finish(),
         }
     }
 }
 
 impl Command {
-    pub fn batch(&self) -> BatchId {
+    /// The batch id of a shard write; `None` for metadata commands.
+    pub fn batch(&self) -> Option<BatchId> {
         match self {
-            Command::Insert { batch, .. } | Command::Delete { batch, .. } => *batch,
+            Command::Insert { batch, .. } | Command::Delete { batch, .. } => Some(*batch),
+            Command::Meta(_) => None,
         }
     }
 }
 
 /// The outcome of applying one command, the same on every replica.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResponse {
     /// Membership changes and blank entries.
     None,
@@ -147,6 +155,8 @@ pub enum CommandResponse {
     Stale,
     /// The command was rejected as a whole on apply (bad rows, bad condition); nothing changed.
     Rejected { reason: String },
+    /// What a metadata command did.
+    Meta(MetaOutcome),
 }
 
 /// Schema and options a shard group is created with.
@@ -154,4 +164,15 @@ pub enum CommandResponse {
 pub struct GroupSpec {
     pub key: ShardKey,
     pub schema: Schema,
+}
+
+/// A record read on one shard: the live records that meet `filter`, their `columns` (schema
+/// indexes) in that order, sorted by `order_by` (indexes into `columns`) when given, at most
+/// `limit` of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRead {
+    pub filter: Condition,
+    pub columns: Vec<usize>,
+    pub order_by: Vec<OrderBy>,
+    pub limit: usize,
 }

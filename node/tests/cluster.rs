@@ -100,6 +100,11 @@ impl Cluster {
             cluster.run(id, listener).await;
         }
         cluster
+            .client(0)
+            .initialize(&cluster.peers[&1], &cluster.peers)
+            .await
+            .expect("the meta group initialises");
+        cluster
     }
 
     async fn run(&mut self, id: NodeId, listener: tokio::net::TcpListener) {
@@ -601,5 +606,92 @@ async fn moving_a_shard_to_a_new_node_keeps_writes_and_reads_working() {
         .clone();
     let voter_ids: Vec<NodeId> = membership.membership().voter_ids().collect();
     assert_eq!(voter_ids, members);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meta_group_records_tables_survives_a_full_restart_and_answers_errors() {
+    // Proves: CreateTable through a node records the table (schema, key, shard map placed on
+    // the ring) in the meta group and opens each shard group on exactly the nodes of its
+    // placement; a second creation of the name is ALREADY_EXISTS; after every node is
+    // stopped and restarted the metadata, the groups and the rows are all back; DropTable
+    // removes the table, its groups and their files, and a second drop is NOT_FOUND.
+    let mut cluster = Cluster::start(3, fast_settings()).await;
+    let client = cluster.client(11);
+    let key_columns = vec!["id".to_string()];
+    client
+        .create_table_with_key(&cluster.peers[&2], "m", &schema(), &key_columns, 4, 2)
+        .await
+        .expect("create table");
+    let (before, _) = client.metadata().await.expect("metadata");
+    assert_eq!(before.nodes, cluster.peers);
+    let table = &before.tables["m"];
+    assert_eq!(
+        (table.shards, table.replicas, &table.primary_key),
+        (4, 2, &key_columns)
+    );
+    assert_eq!(table.schema, schema());
+    for (shard, owners) in table.placement.iter().enumerate() {
+        let key = ShardKey::new("m", shard as u32);
+        assert_eq!(
+            owners,
+            &rhizome_node::placement::replicas(&key, &[1, 2, 3], 2)
+        );
+    }
+    match client
+        .create_table_with_key(&cluster.peers[&3], "m", &schema(), &[], 1, 1)
+        .await
+    {
+        Err(Error::AlreadyExists(message)) => assert!(message.contains('m'), "{message}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    match client
+        .create_table_with_key(&cluster.peers[&1], "bad", &schema(), &["nope".into()], 1, 1)
+        .await
+    {
+        Err(Error::InvalidArgument(message)) => assert!(message.contains("nope"), "{message}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    for shard in 0..4 {
+        let key = ShardKey::new("m", shard);
+        insert_batches(&client, &key, i64::from(shard) * 100, 2, 10).await;
+    }
+
+    let ids: Vec<NodeId> = cluster.peers.keys().copied().collect();
+    for &id in &ids {
+        cluster.kill(id).await;
+    }
+    for &id in &ids {
+        cluster.restart(id).await;
+    }
+    let (after, _) = client.metadata().await.expect("metadata after restart");
+    assert_eq!(after, before);
+    for (shard, owners) in after.tables["m"].placement.iter().enumerate() {
+        let key = ShardKey::new("m", shard as u32);
+        for &id in &ids {
+            assert_eq!(
+                cluster.node(id).group(&key).is_ok(),
+                owners.contains(&id),
+                "node {id} hosts {key} iff placed there"
+            );
+        }
+        assert_eq!(client.count(&key).await.expect("count"), (20, 20));
+    }
+
+    client.drop_table("m").await.expect("drop table");
+    let (dropped, _) = client.metadata().await.expect("metadata after drop");
+    assert!(dropped.tables.is_empty());
+    for &id in &ids {
+        for shard in 0..4 {
+            assert!(cluster.node(id).group(&ShardKey::new("m", shard)).is_err());
+            for dir in &cluster.dirs[&id] {
+                assert!(!dir.join("groups").join(format!("m.{shard}")).exists());
+            }
+        }
+    }
+    match client.drop_table("m").await {
+        Err(Error::NotFound(message)) => assert!(message.contains('m'), "{message}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
     cluster.shutdown().await;
 }

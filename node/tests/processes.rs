@@ -100,6 +100,15 @@ async fn sigkilled_node_restarts_and_every_acknowledged_row_is_there_once() {
     let key = ShardKey::new("events", 0);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
     loop {
+        match client.initialize(&peers[&1], &peers).await {
+            Ok(()) | Err(rhizome_node::Error::AlreadyExists(_)) => break,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "initialize: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    loop {
         match client
             .create_table(&peers[&1], "events", &schema(), 1, 3)
             .await

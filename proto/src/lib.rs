@@ -4,7 +4,7 @@
 //!
 //! | path | what it holds |
 //! |---|---|
-//! | `proto/rhizome.proto` | the services: `Raft` (transport of openraft messages, per group), `ShardWrite` (insert, delete), `ShardQuery` (partials, counts, digests), `Admin` (initialise, join, leave, create table, status); cache commands are reserved |
+//! | `proto/rhizome.proto` | the services: `Raft` (transport of openraft messages, per group), `ShardWrite` (insert, delete), `ShardQuery` (partials, record reads, counts, digests), `Admin` (initialise the meta group, create and drop tables, metadata, node-to-node meta proposals and shard opening/dropping, status; join and leave reserved); cache commands are reserved |
 //! | `build.rs` | compiles the `.proto` with `protox` and `tonic-build` (no system `protoc`) |
 //! | [`v1`] | the generated messages, clients (`*_client`) and servers (`*_server`) |
 //!

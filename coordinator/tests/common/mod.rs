@@ -1,5 +1,5 @@
-//! Test helpers: both servers on 127.0.0.1:0 over one `LocalCluster`, stopped on drop, and a
-//! minimal HTTP/1.1 client.
+//! Test helpers: both servers on 127.0.0.1:0 over one `LocalCluster` (or over a
+//! `DevCluster` of three in-process nodes), stopped on drop, and a minimal HTTP/1.1 client.
 
 #![allow(dead_code)]
 
@@ -12,15 +12,47 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use node::app::RaftSettings;
+use rhizome_coordinator::cluster::Cluster;
+use rhizome_coordinator::dev::DevCluster;
 use rhizome_coordinator::executor::{Executor, ExecutorOptions};
 use rhizome_coordinator::http::{serve_http, HttpState};
 use rhizome_coordinator::local::LocalCluster;
 use rhizome_coordinator::pg::serve_pg;
 
+/// Raft timing for tests on a dev cluster: quick elections on loopback.
+pub fn fast_raft_settings() -> RaftSettings {
+    RaftSettings {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 400,
+        election_timeout_max_ms: 800,
+        ..RaftSettings::default()
+    }
+}
+
+/// Bound on waiting for a dev cluster's leaders.
+pub const DEV_READY_WAIT_MS_MAX: u64 = 60_000;
+
+/// A dev cluster in a fresh temporary directory, with its leaders elected.
+pub async fn start_dev(dir: &std::path::Path) -> DevCluster {
+    let dev = DevCluster::start(dir, false, fast_raft_settings())
+        .await
+        .expect("dev cluster starts");
+    assert!(
+        dev.wait_ready(std::time::Duration::from_millis(DEV_READY_WAIT_MS_MAX))
+            .await,
+        "dev cluster elected no leaders in time"
+    );
+    dev
+}
+
 pub struct Servers {
     pub http: SocketAddr,
     pub pg: SocketAddr,
+    /// The cluster of `start`; an unused empty one for `start_dev`.
     pub cluster: Arc<LocalCluster>,
+    /// The nodes of `start_dev`.
+    pub dev: Option<DevCluster>,
     pub executor: Arc<Executor>,
     pub ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -30,7 +62,22 @@ pub struct Servers {
 impl Servers {
     pub async fn start() -> Servers {
         let cluster = Arc::new(LocalCluster::new());
-        let executor = Arc::new(Executor::new(cluster.clone(), ExecutorOptions::default()));
+        Servers::start_over(cluster.clone(), cluster, None).await
+    }
+
+    /// Both servers over a `GrpcCluster` of three in-process nodes kept in `dir`.
+    pub async fn start_dev(dir: &std::path::Path) -> Servers {
+        let dev = start_dev(dir).await;
+        let grpc: Arc<dyn Cluster> = dev.cluster.clone();
+        Servers::start_over(grpc, Arc::new(LocalCluster::new()), Some(dev)).await
+    }
+
+    async fn start_over(
+        over: Arc<dyn Cluster>,
+        cluster: Arc<LocalCluster>,
+        dev: Option<DevCluster>,
+    ) -> Servers {
+        let executor = Arc::new(Executor::new(over, ExecutorOptions::default()));
         let ready = Arc::new(AtomicBool::new(true));
         let (stop, _) = watch::channel(false);
         let stopped = |stop: &watch::Sender<bool>| {
@@ -55,6 +102,7 @@ impl Servers {
             http,
             pg,
             cluster,
+            dev,
             executor,
             ready,
             stop,
@@ -67,6 +115,9 @@ impl Servers {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {
             task.await.expect("server task").expect("server ran");
+        }
+        if let Some(dev) = self.dev.take() {
+            dev.shutdown().await;
         }
     }
 

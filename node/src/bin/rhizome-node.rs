@@ -5,7 +5,8 @@
 //!     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
 //!
-//! Stops on SIGTERM or Ctrl-C. Tables are created through the `Admin.CreateTable` RPC.
+//! With `--initialize` (on one node) the node makes the cluster from `--peers` once they
+//! answer. Stops on SIGTERM or Ctrl-C. Tables are created through the `Admin.CreateTable` RPC.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ struct Args {
     /// Log entries kept behind a snapshot, for followers slightly behind.
     #[arg(long, default_value_t = RaftSettings::default().logs_kept_behind_snapshot)]
     logs_kept: u64,
+    /// Make the cluster from --peers (the meta group) once they answer, unless it was made
+    /// before. Give it to one node only.
+    #[arg(long)]
+    initialize: bool,
 }
 
 fn parse_peers(peers: &[String]) -> Result<BTreeMap<NodeId, String>, String> {
@@ -90,6 +95,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let node = Node::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     tracing::info!(id = args.id, listen = %args.listen, groups = node.groups().len(), "rhizome-node serving");
+    if args.initialize {
+        let node = node.clone();
+        tokio::spawn(async move {
+            loop {
+                match node.initialize_cluster(node.config.peers.clone()).await {
+                    Ok(()) => {
+                        tracing::info!(peers = ?node.config.peers, "cluster initialised");
+                        return;
+                    }
+                    Err(rhizome_node::Error::AlreadyExists(_)) => return,
+                    Err(e) => {
+                        tracing::info!(error = %e, "cluster not initialised yet; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler installs");
