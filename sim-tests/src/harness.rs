@@ -424,6 +424,14 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let history = std::mem::take(&mut *shared.history.borrow_mut());
     let mut trace = std::mem::take(&mut *shared.trace.borrow_mut());
     trace.append(&mut observer.trace);
+    // One timeline: lines start with their simulated millisecond (stable: same-time lines
+    // keep their order); the final lines without one go last.
+    trace.sort_by_key(|line| {
+        line.split(' ')
+            .next()
+            .and_then(|ms| ms.parse::<u128>().ok())
+            .unwrap_or(u128::MAX)
+    });
     let mut report = Report {
         trace: Vec::new(),
         writes: history.writes.len(),
