@@ -1,21 +1,31 @@
 //! Deliberately broken behaviour, compiled only with the `canary` feature and off unless a
-//! thread turns it on: the simulation turns it on to prove that it catches the bug.
-//!
-//! The bug: a write is acknowledged as soon as it is handed to Raft, before it is committed.
-//! A leader that crashes or is cut off before replicating it loses a write its client was
-//! told had succeeded.
+//! thread turns it on: the simulation turns each on to prove that it catches the bug.
 
 use std::cell::Cell;
 
+/// A bug the simulation must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canary {
+    /// An insert is acknowledged as soon as it is handed to Raft, before it is committed: a
+    /// leader that crashes, is cut off or is not the leader loses a write its client was told
+    /// had succeeded.
+    AckBeforeCommit,
+    /// Queries answer from the local replica without the leader confirming its leadership
+    /// first: a deposed leader (or a follower) answers with a state that misses acknowledged
+    /// writes.
+    StaleReads,
+}
+
 thread_local! {
-    static ACK_BEFORE_COMMIT: Cell<bool> = const { Cell::new(false) };
+    static ACTIVE: Cell<Option<Canary>> = const { Cell::new(None) };
 }
 
-/// From now on, writes served by futures polled on this thread are acknowledged early.
-pub fn ack_before_commit_on_this_thread(on: bool) {
-    ACK_BEFORE_COMMIT.with(|cell| cell.set(on));
+/// From now on, requests served by futures polled on this thread behave as `canary` says.
+pub fn set_on_this_thread(canary: Option<Canary>) {
+    ACTIVE.with(|cell| cell.set(canary));
 }
 
-pub fn ack_before_commit() -> bool {
-    ACK_BEFORE_COMMIT.with(Cell::get)
+/// Whether `canary` is on for this thread.
+pub fn is_on(canary: Canary) -> bool {
+    ACTIVE.with(Cell::get) == Some(canary)
 }

@@ -155,8 +155,10 @@ impl ShardWriteService {
         let group = self.node.group(&key)?;
         let name = key.group_name();
         #[cfg(feature = "canary")]
-        if let (true, Command::Insert { rows, .. }) = (crate::canary::ack_before_commit(), &command)
-        {
+        if let (true, Command::Insert { rows, .. }) = (
+            crate::canary::is_on(crate::canary::Canary::AckBeforeCommit),
+            &command,
+        ) {
             let count = bincode::deserialize::<Vec<Vec<rhizome_core::value::Value>>>(rows)
                 .map_or(0, |rows| rows.len() as u64);
             group
@@ -261,6 +263,10 @@ impl ShardQueryService {
     async fn linearizable(&self, shard: Option<pb::ShardRef>) -> Result<Arc<Group>> {
         let key = shard_key(shard)?;
         let group = self.node.group(&key)?;
+        #[cfg(feature = "canary")]
+        if crate::canary::is_on(crate::canary::Canary::StaleReads) {
+            return Ok(group);
+        }
         group
             .raft
             .ensure_linearizable()

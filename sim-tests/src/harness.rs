@@ -66,8 +66,9 @@ pub struct SimConfig {
     pub faults: bool,
     /// Share of crash episodes long enough that the node must catch up by snapshot.
     pub long_crash_percent: u32,
-    /// Turn on the node's deliberately broken mode (acknowledge writes before commit).
-    pub canary: bool,
+    /// A deliberately broken mode of the node to turn on (needs the `canary` feature).
+    #[cfg(feature = "canary")]
+    pub canary: Option<node::canary::Canary>,
     /// Replicas of each shard (placed on `replicas` of the `nodes`).
     pub replicas: u32,
     /// Shard moves (`ChangeReplicas`: one voter replaced by a node outside the group) made
@@ -89,7 +90,8 @@ impl SimConfig {
             ops_per_client: 120,
             faults: true,
             long_crash_percent: 30,
-            canary: false,
+            #[cfg(feature = "canary")]
+            canary: None,
             replicas: 3,
             moves: if moving { 4 } else { 0 },
         }
@@ -206,18 +208,13 @@ fn boxed(e: node::Error) -> Box<dyn std::error::Error> {
 
 /// Run one simulation. `Ok` when every check held.
 pub fn run(config: &SimConfig) -> Result<Report, Failure> {
-    #[cfg(not(feature = "canary"))]
-    assert!(
-        !config.canary,
-        "the canary needs the `canary` feature of sim-tests"
-    );
     node::blocking::run_inline_on_this_thread(true);
     #[cfg(feature = "canary")]
-    node::canary::ack_before_commit_on_this_thread(config.canary);
+    node::canary::set_on_this_thread(config.canary);
     let result = run_inner(config);
     node::blocking::run_inline_on_this_thread(false);
     #[cfg(feature = "canary")]
-    node::canary::ack_before_commit_on_this_thread(false);
+    node::canary::set_on_this_thread(None);
     result
 }
 
@@ -427,6 +424,14 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let history = std::mem::take(&mut *shared.history.borrow_mut());
     let mut trace = std::mem::take(&mut *shared.trace.borrow_mut());
     trace.append(&mut observer.trace);
+    // One timeline: lines start with their simulated millisecond (stable: same-time lines
+    // keep their order); the final lines without one go last.
+    trace.sort_by_key(|line| {
+        line.split(' ')
+            .next()
+            .and_then(|ms| ms.parse::<u128>().ok())
+            .unwrap_or(u128::MAX)
+    });
     let mut report = Report {
         trace: Vec::new(),
         writes: history.writes.len(),

@@ -36,8 +36,11 @@
 //! * Left as it is: tokio's `select!` picks among ready branches at random, seeded per runtime
 //!   unless built with `--cfg tokio_unstable` (which turmoil would then seed). openraft's core
 //!   loop uses `biased`; the remaining unbiased selects (tonic's accept loop, openraft's
-//!   replication back-off) have not yet made two runs of a seed differ — the determinism test
-//!   would show it. h2 expires reset streams by the wall clock, after 30 s, longer than a run.
+//!   replication back-off) have not made two runs of a seed in one process differ (100 seeds,
+//!   each twice). h2 expires reset streams by the wall clock. Across processes on a loaded
+//!   machine one seed in one of four 100-seed runs ended one write and one fault episode
+//!   differently, so a replay may, rarely, not follow the original run exactly; these two
+//!   are the suspects.
 //!
 //! ## Choices where the issue is silent
 //!

@@ -13,8 +13,9 @@
 //!   or did not;
 //! * a query answered during faults must equal the contributions of some set of writes
 //!   that a linearization point between its start and end allows: every write acknowledged
-//!   before it started, none started after it ended, any subset of those in between (and of
-//!   unacknowledged writes that took effect), a delete only together with its inserts.
+//!   before it started, none started after it ended, of those in between (and of
+//!   unacknowledged writes that took effect) any subset closed under real-time order — with a
+//!   write, every write acknowledged before it started (a delete's inserts among them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -411,15 +412,6 @@ pub struct QueryStats {
 pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats, Vec<String>> {
     let mut stats = QueryStats::default();
     let mut problems = Vec::new();
-    // The inserts each delete depends on.
-    let mut insert_of: BTreeMap<(ShardKey, i64), usize> = BTreeMap::new();
-    for (index, write) in history.writes.iter().enumerate() {
-        if let WriteKind::Insert(rows) = &write.kind {
-            for row in rows {
-                insert_of.insert((write.shard.clone(), row.id), index);
-            }
-        }
-    }
     for query in &history.queries {
         let observed = match &query.result {
             Ok(answer) => answer,
@@ -450,35 +442,28 @@ pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats,
             .iter()
             .map(|&i| Answer::contribution(query.kind, &history.writes[i].kind))
             .collect();
-        // Per uncertain delete, the uncertain inserts it needs (None: one it needs cannot be in).
-        let needs: Vec<Option<Vec<usize>>> = uncertain
+        // Real-time order: a write acknowledged before another started took effect before it,
+        // so a set holding the later one holds the earlier one. (A delete's inserts are among
+        // these: they were acknowledged before the delete started.)
+        let needs: Vec<Vec<usize>> = uncertain
             .iter()
-            .map(|&i| match &history.writes[i].kind {
-                WriteKind::Insert(_) => Some(Vec::new()),
-                WriteKind::Delete(rows) => {
-                    let mut needed = Vec::new();
-                    for row in rows {
-                        let insert = insert_of[&(query.shard.clone(), row.id)];
-                        if definitely_in.contains(&insert) {
-                            continue;
-                        }
-                        match uncertain.iter().position(|&u| u == insert) {
-                            Some(position) => needed.push(position),
-                            None => return None,
-                        }
-                    }
-                    Some(needed)
-                }
+            .map(|&later| {
+                let start = history.writes[later].start;
+                uncertain
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &earlier)| {
+                        let earlier = &history.writes[earlier];
+                        earlier.acknowledged() && earlier.end < start
+                    })
+                    .map(|(position, _)| position)
+                    .collect()
             })
             .collect();
         let matched = (0u32..1 << uncertain.len()).any(|mask| {
             let chosen = |position: usize| mask & (1 << position) != 0;
-            let allowed = (0..uncertain.len()).all(|p| {
-                !chosen(p)
-                    || needs[p]
-                        .as_ref()
-                        .is_some_and(|needed| needed.iter().all(|&n| chosen(n)))
-            });
+            let allowed =
+                (0..uncertain.len()).all(|p| !chosen(p) || needs[p].iter().all(|&n| chosen(n)));
             if !allowed {
                 return false;
             }
@@ -635,5 +620,39 @@ mod tests {
             check(vec![query(6, 8, 2, 17)]).is_err(),
             "saw a write before it started"
         );
+    }
+
+    #[test]
+    fn query_check_holds_writes_to_real_time_order() {
+        // Proves: a query overlapping two writes, the second started after the first was
+        // acknowledged, may see neither, the first, or both — not the second alone.
+        let writes = vec![
+            insert(1, &[(1, 0, 10)], 10, 20, true),
+            insert(2, &[(2, 0, 7)], 30, 40, true),
+        ];
+        let check = |count, sum| {
+            let mut answer = Answer::default();
+            answer.add("all", count, sum);
+            check_queries(
+                &History {
+                    writes: writes.clone(),
+                    queries: vec![QueryRecord {
+                        client: 3,
+                        shard: ShardKey::new("t", 0),
+                        kind: QueryKind::SumOfGroup(0),
+                        start: Duration::from_millis(5),
+                        end: Duration::from_millis(50),
+                        result: Ok(answer),
+                    }],
+                },
+                &Effects {
+                    applied: vec![true, true],
+                },
+            )
+        };
+        for (count, sum) in [(0, 0), (1, 10), (2, 17)] {
+            assert!(check(count, sum).is_ok(), "({count}, {sum}) is allowed");
+        }
+        assert!(check(1, 7).is_err(), "the later write without the earlier");
     }
 }

@@ -4,7 +4,10 @@
 //! * `SIM_SEEDS=N`: `N` seeds instead of the CI budget — the long (nightly) mode, e.g.
 //!   `SIM_SEEDS=5000`; `SIM_SEED_START=s` starts them at `s` instead of at 1, so nightly runs
 //!   can explore new seeds;
-//! * `SIM_THREADS=t`: run seeds on `t` threads (default: the machine's parallelism).
+//! * `SIM_THREADS=t`: run seeds on `t` threads (default: the machine's parallelism);
+//! * `SIM_TRACE_DIR=dir`: write the trace of each failing seed (and of a replayed one, and
+//!   both traces of a seed whose two runs differ) to `dir`;
+//! * `SIM_LOG=filter`: the nodes' `tracing` logs (e.g. `info`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -62,7 +65,18 @@ pub fn run_all<T: Send, E: Send>(
                 let Some(&seed) = seeds.get(index) else {
                     return;
                 };
-                let result = run(seed);
+                // A panic (a node's, or a check's) ends the test; first say which seed.
+                let result =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed))) {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            eprintln!(
+                                "seed {seed} panicked; replay with SIM_SEED={seed} cargo test -p \
+                             sim-tests"
+                            );
+                            std::panic::resume_unwind(panic)
+                        }
+                    };
                 if result.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }

@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::time::Instant;
 
+#[cfg(feature = "canary")]
+use node::canary::Canary;
 use sim_tests::harness::{self, Report, SimConfig};
 use sim_tests::seeds;
 
@@ -171,34 +173,37 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     );
 }
 
-#[test]
-fn the_canary_acknowledging_writes_before_commit_is_caught() {
-    // Proves: the simulation catches a real durability bug — a node that acknowledges an
-    // insert when it hands it to Raft, before it is committed — within the CI seed budget
-    // (always those seeds: SIM_SEED and SIM_SEEDS choose what the other tests run).
-    init_logs();
+/// Run the CI seeds with `canary` on until one fails; the failure found.
+#[cfg(feature = "canary")]
+fn catch(canary: Canary) -> (u64, usize, harness::Failure) {
+    // Always the CI seeds: SIM_SEED and SIM_SEEDS choose what the other tests run.
     let seeds: Vec<u64> = (1..=seeds::CI_SEED_COUNT).collect();
     let results = seeds::run_all(&seeds, true, |seed| {
         let mut config = SimConfig::new(seed);
-        config.canary = true;
+        config.canary = Some(canary);
         harness::run(&config)
     });
-    let caught = results
-        .iter()
-        .find_map(|(seed, r)| r.as_ref().err().map(|f| (seed, f)));
-    let (seed, failure) = caught.unwrap_or_else(|| {
-        panic!(
-            "the canary survived {} seeds: the simulation misses writes acknowledged before commit",
-            results.len()
-        )
-    });
+    let run = results.len();
+    let (seed, failure) = results
+        .into_iter()
+        .find_map(|(seed, r)| r.err().map(|f| (seed, f)))
+        .unwrap_or_else(|| panic!("the {canary:?} canary survived {run} seeds"));
     report_line(&format!(
-        "sim canary: caught at seed {seed} after {} seeds run",
-        results.len()
+        "sim canary {canary:?}: caught at seed {seed} after {run} seeds run"
     ));
     println!("canary problems: {}", failure.problems.join("; "));
-    // Evidence of a lost acknowledged insert: the insert's rows missing, a later delete of
-    // them finding nothing, or a query not seeing them.
+    (seed, run, failure)
+}
+
+#[cfg(feature = "canary")]
+#[test]
+fn the_canary_acknowledging_writes_before_commit_is_caught() {
+    // Proves: the simulation catches a durability bug — a node that acknowledges an insert
+    // when it hands it to Raft, before it is committed — within the CI seed budget, by its
+    // effect: an acknowledged insert missing, a later delete of its rows finding nothing, or
+    // a query not seeing it.
+    init_logs();
+    let (_, _, failure) = catch(Canary::AckBeforeCommit);
     assert!(
         failure
             .problems
@@ -207,5 +212,22 @@ fn the_canary_acknowledging_writes_before_commit_is_caught() {
                 || (p.contains("acknowledged delete") && p.contains("reported"))
                 || p.contains("no choice of the")),
         "caught for the expected reason: {failure}"
+    );
+}
+
+#[cfg(feature = "canary")]
+#[test]
+fn the_canary_answering_queries_without_confirming_leadership_is_caught() {
+    // Proves: the query check catches stale reads — replicas answering from their own state
+    // without the leader confirming it still leads — within the CI seed budget: some query
+    // misses a write acknowledged before it started.
+    init_logs();
+    let (_, _, failure) = catch(Canary::StaleReads);
+    assert!(
+        failure
+            .problems
+            .iter()
+            .any(|p| p.contains("no choice of the")),
+        "caught by the query check: {failure}"
     );
 }
