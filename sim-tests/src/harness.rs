@@ -285,6 +285,9 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         sim.client("setup", async move {
             let client = Client::new(1_000, peers.clone(), Arc::new(SimTransport::default()));
             let first = peers.values().next().expect("a node").clone();
+            // The first node starts the cluster: the meta group, which records the tables
+            // and places their shards, over every node.
+            client.initialize(&first, &peers).await.map_err(boxed)?;
             for table in &tables {
                 client
                     .create_table(&first, table, &model::schema(), shards_per_table, replicas)
