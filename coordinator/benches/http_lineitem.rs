@@ -239,7 +239,7 @@ async fn main() {
             .arg(&data_dir)
             .args(["--http", &http.to_string(), "--pg", &pg.to_string()])
             .env("RUST_LOG", "info,openraft=warn")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start rhizome dev"),

@@ -616,7 +616,12 @@ async fn meta_group_records_tables_survives_a_full_restart_and_answers_errors() 
     // placement; a second creation of the name is ALREADY_EXISTS; after every node is
     // stopped and restarted the metadata, the groups and the rows are all back; DropTable
     // removes the table, its groups and their files, and a second drop is NOT_FOUND.
-    let mut cluster = Cluster::start(3, fast_settings()).await;
+    // Snapshots every few entries, so the restart also reads the meta group's SNAPSHOT.
+    let settings = RaftSettings {
+        snapshot_logs_since_last: 3,
+        ..fast_settings()
+    };
+    let mut cluster = Cluster::start(3, settings).await;
     let client = cluster.client(11);
     let key_columns = vec!["id".to_string()];
     client
@@ -658,6 +663,19 @@ async fn meta_group_records_tables_survives_a_full_restart_and_answers_errors() 
     }
 
     let ids: Vec<NodeId> = cluster.peers.keys().copied().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+    while !ids.iter().any(|id| {
+        cluster.dirs[id][0]
+            .join(rhizome_node::meta::META_DIR)
+            .join(rhizome_node::meta::SNAPSHOT_FILE)
+            .exists()
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta snapshot was built"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for &id in &ids {
         cluster.kill(id).await;
     }
