@@ -137,6 +137,8 @@ pub struct Group {
     pub raft: Raft,
     pub state: Arc<ShardShared>,
     pub log: LogStore,
+    /// Shares leadership confirmations among concurrent linearizable reads.
+    pub reads: crate::reads::ReadBarrier,
 }
 
 impl std::fmt::Debug for Group {
@@ -275,6 +277,7 @@ impl Node {
             raft,
             state,
             log,
+            reads: Default::default(),
         });
         self.groups
             .write()

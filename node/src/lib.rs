@@ -59,6 +59,7 @@ pub mod log_store;
 pub mod meta;
 pub mod network;
 pub mod placement;
+pub mod reads;
 pub mod services;
 pub mod state_machine;
 pub mod status;

@@ -268,8 +268,8 @@ impl ShardQueryService {
             return Ok(group);
         }
         group
-            .raft
-            .ensure_linearizable()
+            .reads
+            .confirm(&group.raft)
             .await
             .map_err(|e| from_read_error(&key.group_name(), e))?;
         Ok(group)
