@@ -280,20 +280,24 @@ impl Client {
 
     /// Linearizable (record count, live count) of a shard.
     pub async fn count(&self, key: &ShardKey) -> Result<(u64, u64)> {
-        let reply = self
-            .with_leader(key, |channel| {
-                let message = pb::CountRequest {
-                    shard: shard_ref(key),
-                };
-                async move {
-                    ShardQueryClient::new(channel)
-                        .count(request(message))
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            })
-            .await?;
+        let reply = self.count_reply(key).await?;
         Ok((reply.record_count, reply.live_count))
+    }
+
+    /// The shard leader's linearizable counts and sizes (one `Count` RPC).
+    async fn count_reply(&self, key: &ShardKey) -> Result<pb::CountReply> {
+        self.with_leader(key, |channel| {
+            let message = pb::CountRequest {
+                shard: shard_ref(key),
+            };
+            async move {
+                ShardQueryClient::new(channel)
+                    .count(request(message))
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await
     }
 
     /// One replica's digest of a shard (not linearizable): for comparing replicas.
@@ -491,19 +495,7 @@ impl Client {
 
     /// Linearizable sizes of a shard: (live records, bytes of column data in memory).
     pub async fn stats(&self, key: &ShardKey) -> Result<(u64, u64)> {
-        let reply = self
-            .with_leader(key, |channel| {
-                let message = pb::CountRequest {
-                    shard: shard_ref(key),
-                };
-                async move {
-                    ShardQueryClient::new(channel)
-                        .count(request(message))
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            })
-            .await?;
+        let reply = self.count_reply(key).await?;
         Ok((reply.live_count, reply.bytes))
     }
 
