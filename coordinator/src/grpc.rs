@@ -30,6 +30,7 @@ use node::meta::{Metadata, META_GROUP};
 use node::network::Transport;
 use node::services::WRITE_BATCH_BYTES_MAX;
 use node::types::{NodeId, RecordRead, ShardKey};
+use rhizome_core::batch::ColumnBatch;
 use rhizome_core::query::{Condition, Partial, ShardQuery};
 use rhizome_core::value::Value;
 
@@ -261,7 +262,21 @@ impl Cluster for GrpcCluster {
         batch: BatchId,
         rows: Vec<Vec<Value>>,
     ) -> Result<u64> {
-        let encoded = bincode::serialize(&rows).expect("values serialise");
+        // The rows go by column: checked once here, smaller in the log, and applied a
+        // column at a time on every replica.
+        let metadata = self.metadata().await?;
+        let Some(spec) = metadata.tables.get(table) else {
+            return Err(Error::UnknownTable(table.to_string()));
+        };
+        let encoded = ColumnBatch::from_rows(&spec.schema, &rows)
+            .map_err(|e| Error::Execution {
+                shard: ShardRef {
+                    table: table.to_string(),
+                    shard,
+                },
+                message: format!("the rows no longer fit the table: {e}"),
+            })?
+            .encode();
         if encoded.len() > WRITE_BATCH_BYTES_MAX {
             return Err(Error::LimitExceeded {
                 limit: "write_batch_bytes_max",
@@ -278,7 +293,7 @@ impl Cluster for GrpcCluster {
         let key = ShardKey::new(table, shard);
         match self
             .client
-            .insert_encoded(&key, batch, Bytes::from(encoded))
+            .insert_columns(&key, batch, Bytes::from(encoded))
             .await
         {
             Ok(outcome) => Ok(outcome.count),

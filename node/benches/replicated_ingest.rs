@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rhizome_core::batch::ColumnBatch;
 use rhizome_core::shard::{ColumnDef, Schema};
 use rhizome_core::value::{DataType, Value};
 use rhizome_node::client::Client;
@@ -169,8 +170,16 @@ fn schema() -> Schema {
     .expect("lineitem schema")
 }
 
-/// Generate the rows, batched per shard (round-robin by batch) and bincode-encoded.
+/// How a batch travels: by column ([`ColumnBatch`], what the coordinator sends; the default)
+/// or as bincode rows (`RHIZOME_BENCH_FORM=rows`, the older form, for comparison).
+fn by_column() -> bool {
+    std::env::var("RHIZOME_BENCH_FORM").map_or(true, |form| form != "rows")
+}
+
+/// Generate the rows, batched per shard (round-robin by batch) and encoded.
 fn generate(scale_factor: f64) -> (Vec<Vec<Bytes>>, u64) {
+    let schema = schema();
+    let by_column = by_column();
     let decimal = |units: i64| Value::Decimal { units, scale: 2 };
     let date = |d: tpchgen::dates::TPCHDate| Value::Date(d.into_inner() + TPCH_EPOCH_DAYS);
     let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); SHARDS as usize];
@@ -178,7 +187,14 @@ fn generate(scale_factor: f64) -> (Vec<Vec<Bytes>>, u64) {
     let mut rows = 0u64;
     let mut next_shard = 0usize;
     let mut flush = |batch: &mut Vec<Vec<Value>>, next_shard: &mut usize| {
-        per_shard[*next_shard].push(Bytes::from(bincode::serialize(&*batch).expect("encode")));
+        let encoded = if by_column {
+            ColumnBatch::from_rows(&schema, batch)
+                .expect("generated rows fit")
+                .encode()
+        } else {
+            bincode::serialize(&*batch).expect("encode")
+        };
+        per_shard[*next_shard].push(Bytes::from(encoded));
         *next_shard = (*next_shard + 1) % SHARDS as usize;
         batch.clear();
     };
@@ -225,10 +241,13 @@ async fn ingest(client: &Arc<Client>, batches: &Arc<Vec<Vec<Bytes>>>, fraction: 
             let key = ShardKey::new("lineitem", shard);
             let mut rows = 0;
             for encoded in &mine[from..to] {
-                let outcome = client
-                    .insert_encoded(&key, client.next_batch(), encoded.clone())
-                    .await
-                    .expect("batch acknowledged");
+                let batch = client.next_batch();
+                let outcome = if by_column() {
+                    client.insert_columns(&key, batch, encoded.clone()).await
+                } else {
+                    client.insert_encoded(&key, batch, encoded.clone()).await
+                }
+                .expect("batch acknowledged");
                 rows += outcome.count;
             }
             rows
@@ -260,6 +279,14 @@ async fn main() {
     let (batches, total_rows) = generate(scale_factor);
     let batches = Arc::new(batches);
     println!(
+        "batches travel {}",
+        if by_column() {
+            "by column"
+        } else {
+            "as bincode rows"
+        }
+    );
+    println!(
         "generated lineitem SF {scale_factor}: {total_rows} rows in {} batches of {BATCH_ROWS} in {:.1} s",
         batches.iter().map(Vec::len).sum::<usize>(),
         started.elapsed().as_secs_f64()
@@ -275,8 +302,14 @@ async fn main() {
             rhizome_core::shard::StoreOptions::in_memory(),
         );
         for encoded in shard_batches {
-            let rows: Vec<Vec<Value>> = bincode::deserialize(encoded).expect("decode");
-            reference_rows += store.insert_batch(&rows).expect("insert").count() as u64;
+            let inserted = if by_column() {
+                let batch = ColumnBatch::decode(encoded).expect("decode");
+                store.insert_columns(&batch).expect("insert")
+            } else {
+                let rows: Vec<Vec<Value>> = bincode::deserialize(encoded).expect("decode");
+                store.insert_batch(&rows).expect("insert")
+            };
+            reference_rows += inserted.count() as u64;
         }
     }
     let reference_seconds = reference.elapsed().as_secs_f64();

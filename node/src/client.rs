@@ -209,6 +209,30 @@ impl Client {
         batch: BatchId,
         rows: Bytes,
     ) -> Result<WriteOutcome> {
+        self.insert_payload(key, batch, rows, Bytes::new()).await
+    }
+
+    /// Insert rows given by column (a [`ColumnBatch::encode`] encoding) under a given batch
+    /// id; calling it again with the same id changes nothing.
+    ///
+    /// [`ColumnBatch::encode`]: rhizome_core::batch::ColumnBatch::encode
+    pub async fn insert_columns(
+        &self,
+        key: &ShardKey,
+        batch: BatchId,
+        columns: Bytes,
+    ) -> Result<WriteOutcome> {
+        self.insert_payload(key, batch, Bytes::new(), columns).await
+    }
+
+    /// One insert: exactly one of `rows` and `columns` holds the batch.
+    async fn insert_payload(
+        &self,
+        key: &ShardKey,
+        batch: BatchId,
+        rows: Bytes,
+        columns: Bytes,
+    ) -> Result<WriteOutcome> {
         let reply = self
             .with_leader(key, |channel| {
                 let message = pb::InsertRequest {
@@ -218,6 +242,7 @@ impl Client {
                         sequence: batch.sequence,
                     }),
                     rows_bincode: rows.to_vec(),
+                    columns: columns.to_vec(),
                 };
                 async move {
                     ShardWriteClient::new(channel)

@@ -155,12 +155,23 @@ impl ShardWriteService {
         let group = self.node.group(&key)?;
         let name = key.group_name();
         #[cfg(feature = "canary")]
-        if let (true, Command::Insert { rows, .. }) = (
-            crate::canary::is_on(crate::canary::Canary::AckBeforeCommit),
-            &command,
-        ) {
-            let count = bincode::deserialize::<Vec<Vec<rhizome_core::value::Value>>>(rows)
-                .map_or(0, |rows| rows.len() as u64);
+        if crate::canary::is_on(crate::canary::Canary::AckBeforeCommit)
+            && matches!(
+                command,
+                Command::Insert { .. } | Command::InsertColumns { .. }
+            )
+        {
+            let count = match &command {
+                Command::Insert { rows, .. } => {
+                    bincode::deserialize::<Vec<Vec<rhizome_core::value::Value>>>(rows)
+                        .map_or(0, |rows| rows.len() as u64)
+                }
+                Command::InsertColumns { columns, .. } => {
+                    rhizome_core::batch::ColumnBatch::decode(columns)
+                        .map_or(0, |batch| batch.len() as u64)
+                }
+                _ => 0,
+            };
             group
                 .raft
                 .client_write_ff(command)
@@ -212,18 +223,27 @@ impl pb::shard_write_server::ShardWrite for ShardWriteService {
         let work = async {
             let key = shard_key(request.shard)?;
             let batch = batch_id(request.batch)?;
-            if request.rows_bincode.is_empty() {
-                return Err(Error::InvalidArgument("empty rows".into()));
-            }
-            if request.rows_bincode.len() > WRITE_BATCH_BYTES_MAX {
+            let bytes = request.rows_bincode.len().max(request.columns.len());
+            if bytes > WRITE_BATCH_BYTES_MAX {
                 return Err(Error::InvalidArgument(format!(
-                    "batch of {} bytes exceeds {WRITE_BATCH_BYTES_MAX}: split it",
-                    request.rows_bincode.len()
+                    "batch of {bytes} bytes exceeds {WRITE_BATCH_BYTES_MAX}: split it"
                 )));
             }
-            let command = Command::Insert {
-                batch,
-                rows: Bytes::from(request.rows_bincode),
+            let command = match (request.rows_bincode.is_empty(), request.columns.is_empty()) {
+                (false, true) => Command::Insert {
+                    batch,
+                    rows: Bytes::from(request.rows_bincode),
+                },
+                (true, false) => Command::InsertColumns {
+                    batch,
+                    columns: Bytes::from(request.columns),
+                },
+                (true, true) => return Err(Error::InvalidArgument("empty rows".into())),
+                (false, false) => {
+                    return Err(Error::InvalidArgument(
+                        "an insert carries rows or columns, not both".into(),
+                    ))
+                }
             };
             self.write(key, command).await
         };

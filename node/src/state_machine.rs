@@ -38,6 +38,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
+use rhizome_core::batch::ColumnBatch;
 use rhizome_core::shard::{Schema, ShardStore, StoreOptions};
 use rhizome_core::value::Value;
 use serde::{Deserialize, Serialize};
@@ -324,6 +325,18 @@ pub struct ShardStateMachine {
     shared: Arc<ShardShared>,
 }
 
+/// Append a checked batch. A failure here (not a bad batch: those were rejected before) stops
+/// the state machine, since the replica can no longer follow the log.
+fn append(store: &mut ShardStore, columns: &ColumnBatch) -> Result<Written, StorageError> {
+    let ids = store
+        .append_columns(columns)
+        .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+    Ok(Written {
+        first_id: ids.start,
+        count: ids.end - ids.start,
+    })
+}
+
 fn sm_error(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageError::from_io_error(
         ErrorSubject::StateMachine,
@@ -440,21 +453,26 @@ fn apply_command(
                     })
                 }
             };
-            let rows = match state.store.validate(&rows) {
-                Ok(rows) => rows,
+            let columns = match ColumnBatch::from_rows(state.store.schema(), &rows) {
+                Ok(columns) => columns,
                 Err(e) => {
                     return Ok(CommandResponse::Rejected {
                         reason: e.to_string(),
                     })
                 }
             };
-            let ids = state
-                .store
-                .append_validated(&rows)
-                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
-            Written {
-                first_id: ids.start,
-                count: ids.end - ids.start,
+            append(&mut state.store, &columns)?
+        }
+        Command::InsertColumns { columns, .. } => {
+            let checked = ColumnBatch::decode(columns)
+                .and_then(|batch| batch.check(state.store.schema()).map(|()| batch));
+            match checked {
+                Ok(columns) => append(&mut state.store, &columns)?,
+                Err(e) => {
+                    return Ok(CommandResponse::Rejected {
+                        reason: e.to_string(),
+                    })
+                }
             }
         }
         Command::Delete { condition, .. } => {

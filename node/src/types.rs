@@ -109,6 +109,13 @@ pub enum Command {
     /// A change to the cluster metadata: only the meta group applies these; a shard group
     /// rejects them.
     Meta(MetaCommand),
+    /// Append rows given by column: `columns` is a [`ColumnBatch`] encoding
+    /// ([`ColumnBatch::encode`]), checked against the schema on apply, identically on every
+    /// replica. (Last, so entries written before it existed keep their encoding.)
+    ///
+    /// [`ColumnBatch`]: rhizome_core::batch::ColumnBatch
+    /// [`ColumnBatch::encode`]: rhizome_core::batch::ColumnBatch::encode
+    InsertColumns { batch: BatchId, columns: Bytes },
 }
 
 impl fmt::Debug for Command {
@@ -118,6 +125,11 @@ impl fmt::Debug for Command {
                 .debug_struct("Insert")
                 .field("batch", batch)
                 .field("rows_bytes", &rows.len())
+                .finish(),
+            Command::InsertColumns { batch, columns } => f
+                .debug_struct("InsertColumns")
+                .field("batch", batch)
+                .field("columns_bytes", &columns.len())
                 .finish(),
             Command::Delete { batch, condition } => f
                 .debug_struct("Delete")
@@ -133,7 +145,9 @@ impl Command {
     /// The batch id of a shard write; `None` for metadata commands.
     pub fn batch(&self) -> Option<BatchId> {
         match self {
-            Command::Insert { batch, .. } | Command::Delete { batch, .. } => Some(*batch),
+            Command::Insert { batch, .. }
+            | Command::InsertColumns { batch, .. }
+            | Command::Delete { batch, .. } => Some(*batch),
             Command::Meta(_) => None,
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rhizome_core::batch::ColumnBatch;
 use rhizome_core::query::CompareOp;
 use rhizome_core::query::{AggState, Aggregate, Condition, ShardQuery};
 use rhizome_core::shard::{ColumnDef, Schema};
@@ -495,6 +496,7 @@ async fn bad_requests_get_not_found_or_invalid_argument_with_a_message() {
                 sequence: 1,
             }),
             rows_bincode: vec![1, 2, 3],
+            columns: vec![],
         })
         .await
         .expect_err("unknown table");
@@ -511,6 +513,7 @@ async fn bad_requests_get_not_found_or_invalid_argument_with_a_message() {
             sequence: 1,
         }),
         rows_bincode: vec![1, 2, 3],
+        columns: vec![],
     };
     let status = raw
         .insert(bad_shard.clone())
@@ -518,6 +521,50 @@ async fn bad_requests_get_not_found_or_invalid_argument_with_a_message() {
         .expect_err("garbage rows");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("decode"), "{}", status.message());
+
+    // Rows by column: garbage, both forms at once, and a batch built for another schema are
+    // each refused whole, naming the problem.
+    let mut columns = bad_shard.clone();
+    columns.rows_bincode.clear();
+    columns.columns = vec![1, 2, 3];
+    let status = raw
+        .insert(columns.clone())
+        .await
+        .expect_err("garbage columns");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("decode"), "{}", status.message());
+    columns.rows_bincode = vec![1];
+    let status = raw
+        .insert(columns.clone())
+        .await
+        .expect_err("rows and columns");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let other_schema = Schema::new(vec![
+        ColumnDef {
+            name: "a".into(),
+            data_type: DataType::Text { max_chars: None },
+            nullable: true,
+        },
+        ColumnDef {
+            name: "b".into(),
+            data_type: DataType::BigInt,
+            nullable: true,
+        },
+    ])
+    .expect("schema");
+    columns.rows_bincode.clear();
+    columns.columns = ColumnBatch::from_rows(
+        &other_schema,
+        &[vec![Value::Text("x".into()), Value::Int(1)]],
+    )
+    .expect("a batch of the other schema")
+    .encode();
+    let status = raw
+        .insert(columns)
+        .await
+        .expect_err("columns of another schema");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("column"), "{}", status.message());
 
     bad_shard.shard = Some(proto::v1::ShardRef {
         table: "../etc".into(),

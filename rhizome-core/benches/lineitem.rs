@@ -415,7 +415,7 @@ fn run_queries(store: &ShardStore, schema: &Schema, scale_factor: f64, runs: usi
         }
         let answer = |store: &ShardStore| {
             let partial = store.query(&query).expect("query runs");
-            let mut result = partial.finish(&query, &schema).expect("finish");
+            let mut result = partial.finish(&query, schema).expect("finish");
             result.order_and_limit(&order_by, None);
             result
         };

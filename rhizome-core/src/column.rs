@@ -3,8 +3,9 @@
 //!
 //! Invariant: record `id` is in Rhizome `records[id]` unless it was deleted, and in no other.
 
+use crate::batch::{BatchColumn, Cell};
 use crate::bytes::{ByteReader, ByteWriter};
-use crate::dictionary::{Dictionary, Symbol, NULL_SYMBOL};
+use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
 use crate::record_column::RecordColumn;
 use crate::rhizome::{ArenaOptions, RecordId, RhizomeArena, RhizomeRef};
 use crate::value::{DataType, Value};
@@ -81,6 +82,45 @@ impl ColumnShard {
         self.rhizomes.append(symbol, id)?;
         self.records.push(symbol);
         Ok(())
+    }
+
+    /// Append one column of a [checked](crate::batch::ColumnBatch::check) batch as records
+    /// `first..first + rows`. Runs of equal keys (an order's line items, a flag column) reuse
+    /// the last symbol without a dictionary look-up.
+    pub fn append_column(
+        &mut self,
+        first: RecordId,
+        column: &BatchColumn,
+        rows: usize,
+    ) -> Result<()> {
+        debug_assert_eq!(
+            first,
+            self.records.len() as RecordId,
+            "records are appended densely"
+        );
+        let mut last: Option<(Cell<'_>, Symbol)> = None;
+        for row in 0..rows {
+            let cell = column.cell(row);
+            let symbol = match (cell, last) {
+                (Cell::Null, _) => NULL_SYMBOL,
+                (cell, Some((previous, symbol))) if previous == cell => symbol,
+                (Cell::Fixed(key), _) => self.intern(KeyRef::Fixed(key))?,
+                (Cell::Text(bytes), _) => self.intern(KeyRef::Text(bytes))?,
+            };
+            last = Some((cell, symbol));
+            self.rhizomes.append(symbol, first + row as RecordId)?;
+            self.records.push(symbol);
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, key: KeyRef<'_>) -> Result<Symbol> {
+        let (symbol, is_new) = self.dictionary.intern_key(key)?;
+        if is_new {
+            let index = self.rhizomes.push();
+            debug_assert_eq!(index, symbol);
+        }
+        Ok(symbol)
     }
 
     /// Remove deleted records (ascending ids) from their Rhizomes.

@@ -184,6 +184,12 @@ impl Dictionary {
         let Some(key) = self.key_of(value)? else {
             return Ok((NULL_SYMBOL, false));
         };
+        self.intern_key(key)
+    }
+
+    /// The symbol of a key of this column's kind (fixed-width key or text bytes, already
+    /// checked against the type), adding it when new. Returns `(symbol, is_new)`.
+    pub fn intern_key(&mut self, key: KeyRef<'_>) -> Result<(Symbol, bool)> {
         if let Some(symbol) = self.lookup_key(key) {
             return Ok((symbol, false));
         }
@@ -199,7 +205,12 @@ impl Dictionary {
                 bytes.extend_from_slice(t);
                 ends.push(bytes.len() as u64);
             }
-            _ => unreachable!("key_of returns the column's key kind"),
+            _ => {
+                return Err(Error::Plan(format!(
+                    "a key of the wrong kind for a {} column",
+                    self.data_type.sql_name()
+                )))
+            }
         }
         let hash = self.hash_key(key);
         // Split borrows: the rehash closure needs the keys while the table is mutated.

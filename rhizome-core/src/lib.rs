@@ -8,6 +8,7 @@
 //! | [`error`] | the crate's one error type |
 //! | [`value`] | column types, values, parsing and rendering, order-preserving keys, LIKE |
 //! | [`rhizome`] | the Rhizome codec, arena, skip index, dense blocks, bitmaps and kernels |
+//! | [`batch`] | a batch of rows held by column: what an insert carries to the replicas |
 //! | [`bytes`] | little helpers for our binary encodings |
 //! | [`segment`] | immutable checksummed segment files, atomic writes |
 //! | [`dictionary`] | a column shard's value ↔ symbol dictionary with ordered access |
@@ -19,6 +20,7 @@
 //! | [`shard`] | the shard store: schema, batches, deletes, queries, save/open over spindles |
 
 pub mod aggregate;
+pub mod batch;
 pub mod bytes;
 pub mod column;
 pub mod dictionary;

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::ColumnBatch;
 use crate::bytes::{ByteReader, ByteWriter};
 use crate::column::{ColumnBytes, ColumnShard};
 use crate::planner;
@@ -211,8 +212,25 @@ impl ShardStore {
 
     /// Validate and append a batch; returns the local ids it was given. All or nothing.
     pub fn insert_batch(&mut self, rows: &[Vec<Value>]) -> Result<std::ops::Range<RecordId>> {
-        let rows = self.validate(rows)?;
-        self.append_validated(&rows)
+        let batch = ColumnBatch::from_rows(&self.schema, rows)?;
+        self.append_columns(&batch)
+    }
+
+    /// Check a batch built elsewhere ([`ColumnBatch::check`]) and append it; returns the
+    /// local ids it was given. All or nothing: a batch that fails its check changes nothing.
+    pub fn insert_columns(&mut self, batch: &ColumnBatch) -> Result<std::ops::Range<RecordId>> {
+        batch.check(&self.schema)?;
+        self.append_columns(batch)
+    }
+
+    /// Append a batch already checked against this store's schema, one column at a time.
+    pub fn append_columns(&mut self, batch: &ColumnBatch) -> Result<std::ops::Range<RecordId>> {
+        let first = self.record_count();
+        for (column, data) in self.columns.iter_mut().zip(batch.columns()) {
+            column.append_column(first, data, batch.len())?;
+            column.seal();
+        }
+        Ok(first..first + batch.len() as RecordId)
     }
 
     /// [`ShardStore::insert_batch`] for owned rows: values are converted in place, so values

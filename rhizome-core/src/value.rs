@@ -92,7 +92,7 @@ const DOUBLE_PLAIN_MAGNITUDE_MAX: f64 = 1e16;
 const DOUBLE_PLAIN_MAGNITUDE_MIN: f64 = 1e-5;
 
 impl ValueError {
-    fn new(kind: ValueErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ValueErrorKind, message: impl Into<String>) -> Self {
         ValueError {
             kind,
             message: message.into(),
@@ -294,7 +294,7 @@ impl DataType {
     }
 
     /// Reject NUL characters and text longer than a VARCHAR's limit (in characters).
-    fn check_text(&self, text: &str) -> Result<(), ValueError> {
+    pub(crate) fn check_text(&self, text: &str) -> Result<(), ValueError> {
         if text.contains('\0') {
             return Err(ValueError::new(
                 ValueErrorKind::BadCharacter,
