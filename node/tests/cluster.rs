@@ -1181,3 +1181,56 @@ async fn a_join_cut_short_is_finished_by_joining_again() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_joining_at_once_are_rebalanced_one_after_the_other() {
+    // Proves: Join calls for two new nodes made at the same time, through different nodes,
+    // both succeed (the meta leader runs them one at a time), and the end state is the
+    // ring's placement over all five nodes, recorded, with those voters, each node hosting
+    // exactly its shards, and the rows intact.
+    bounded(async {
+        let mut cluster = Cluster::start(3, fast_settings()).await;
+        let client = cluster.client(27);
+        client
+            .create_table(&cluster.peers[&1], "c", &schema(), 6, 2)
+            .await
+            .expect("create table");
+        let keys: Vec<ShardKey> = (0..6).map(|s| ShardKey::new("c", s)).collect();
+        for (s, key) in keys.iter().enumerate() {
+            insert_batches(&client, key, s as i64 * 1_000, 2, 10).await;
+        }
+        let (a, b) = (cluster.add_node().await, cluster.add_node().await);
+        let through = |id: NodeId| {
+            let only: BTreeMap<NodeId, String> = BTreeMap::from([(id, cluster.peers[&id].clone())]);
+            Client::new(28 + id, only, cluster.transport.clone())
+        };
+        let (via_2, via_3) = (through(2), through(3));
+        let (joined_a, joined_b) = tokio::join!(
+            via_2.join(a, &cluster.peers[&a]),
+            via_3.join(b, &cluster.peers[&b])
+        );
+        joined_a.expect("first join");
+        joined_b.expect("second join");
+
+        let all: Vec<NodeId> = cluster.peers.keys().copied().collect();
+        assert_eq!(all, vec![1, 2, 3, 4, 5]);
+        let (after, _) = client.metadata().await.expect("metadata");
+        assert_eq!(after.nodes, cluster.peers);
+        for (s, key) in keys.iter().enumerate() {
+            let wanted = rhizome_node::placement::replicas(key, &all, 2);
+            assert_eq!(after.tables["c"].placement[s], wanted, "{key} recorded");
+            assert_eq!(voters(&cluster, key).await, sorted(&wanted), "{key}");
+            for &id in &all {
+                assert_eq!(
+                    cluster.node(id).group(key).is_ok(),
+                    wanted.contains(&id),
+                    "node {id} hosts {key} iff placed there"
+                );
+            }
+            let (_, records) = cluster.converged_on(key, &wanted, 2).await;
+            assert_eq!(records, 20);
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
