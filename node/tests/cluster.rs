@@ -1017,7 +1017,8 @@ async fn a_table_asking_for_more_replicas_than_nodes_grows_when_a_node_joins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leaving_node_hands_its_shards_over_while_writes_go_on() {
     // Proves: while a writer inserts into all 8 shards (R=3) of a table on 4 nodes, Leave of
-    // node 1 (the meta group's first voter) moves every shard off it to the ring's placement
+    // the meta group's leader (it runs its own leave) moves every shard off it to the ring's
+    // placement
     // over the other three, closes its groups (it hosts none after), takes it off the node
     // list and out of the meta group (which keeps 3 voters); every shard keeps 3 replicas
     // with equal digests and every acknowledged row is there once. Leaving it again, or an
@@ -1030,36 +1031,62 @@ async fn a_leaving_node_hands_its_shards_over_while_writes_go_on() {
             .await
             .expect("create table");
         let keys: Vec<ShardKey> = (0..8).map(|s| ShardKey::new("l", s)).collect();
-        let hosted_before = cluster.node(1).groups().len();
-        assert!(hosted_before > 0, "node 1 hosts shards before it leaves");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        let gone = loop {
+            let metrics = cluster.node(2).meta().raft.metrics().borrow().clone();
+            if let Some(leader) = metrics.current_leader {
+                break leader;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no meta leader");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let stay: Vec<NodeId> = (1..=4).filter(|&id| id != gone).collect();
+        let hosted_before = cluster.node(gone).groups().len();
+        assert!(
+            hosted_before > 0,
+            "node {gone} hosts shards before it leaves"
+        );
 
         let writer = Writer::start(client.clone(), keys.clone());
         writer.wait_for(0, 10).await;
         let at_leave = writer.batches();
-        client.leave(1).await.expect("node 1 leaves");
+        client.leave(gone).await.expect("the meta leader leaves");
         let after_leave = writer.batches();
         writer.wait_for(after_leave, 10).await;
         let (acked_rows, acked_sum) = writer.stop().await;
         assert!(after_leave > at_leave, "writes went on during the leave");
 
-        assert!(cluster.node(1).groups().is_empty(), "node 1 hosts no shard");
-        let (after, _) = client.metadata().await.expect("metadata");
-        assert_eq!(
-            after.nodes.keys().copied().collect::<Vec<_>>(),
-            vec![2, 3, 4]
+        assert!(
+            cluster.node(gone).groups().is_empty(),
+            "node {gone} hosts no shard"
         );
+        let (after, _) = client.metadata().await.expect("metadata");
+        assert_eq!(after.nodes.keys().copied().collect::<Vec<_>>(), stay);
         assert!(after.leaving.is_empty());
         for (s, key) in keys.iter().enumerate() {
-            let wanted = rhizome_node::placement::replicas(key, &[2, 3, 4], 3);
+            let wanted = rhizome_node::placement::replicas(key, &stay, 3);
             assert_eq!(after.tables["l"].placement[s], wanted, "{key} recorded");
-            assert_eq!(voters(&cluster, key).await, vec![2, 3, 4], "{key} voters");
-            cluster.converged_on(key, &[2, 3, 4], 3).await;
+            assert_eq!(voters(&cluster, key).await, stay, "{key} voters");
+            cluster.converged_on(key, &stay, 3).await;
         }
         assert_eq!(
             totals(&client, &keys).await,
             (acked_rows, acked_sum, acked_rows as usize)
         );
-        let meta = cluster.node(2).meta().raft.metrics().borrow().clone();
+        // The others elect a meta leader among themselves (the old one stepped down).
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        let meta = loop {
+            let meta = cluster.node(stay[0]).meta().raft.metrics().borrow().clone();
+            if meta.current_leader.is_some_and(|l| stay.contains(&l)) {
+                break meta;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new meta leader: {:?}",
+                meta.current_leader
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let members: Vec<NodeId> = meta
             .membership_config
             .membership()
@@ -1067,9 +1094,9 @@ async fn a_leaving_node_hands_its_shards_over_while_writes_go_on() {
             .map(|(id, _)| *id)
             .collect();
         let meta_voters: Vec<NodeId> = meta.membership_config.membership().voter_ids().collect();
-        assert_eq!((members, meta_voters), (vec![2, 3, 4], vec![2, 3, 4]));
+        assert_eq!((members, meta_voters), (stay.clone(), stay.clone()));
 
-        for id in [1, 42] {
+        for id in [gone, 42] {
             match client.leave(id).await {
                 Err(Error::NotFound(message)) => {
                     assert!(message.contains(&format!("node {id}")), "{message}")
