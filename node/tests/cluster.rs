@@ -1261,3 +1261,45 @@ async fn two_nodes_joining_at_once_are_rebalanced_one_after_the_other() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_knew_only_the_old_nodes_finds_a_shard_moved_to_a_joined_node() {
+    // Proves: a client made before a join, told only of the first three nodes and never
+    // reading the metadata itself, reaches a shard that moved entirely to the joined node
+    // (R=1, 16 shards): every known node says "not here", the client reads the node list from the
+    // metadata, and counts and writes reach node 4 (what the coordinator's GrpcCluster
+    // relies on).
+    bounded(async {
+        let mut cluster = Cluster::start(3, fast_settings()).await;
+        let stale = cluster.client(31);
+        stale
+            .create_table(&cluster.peers[&1], "one", &schema(), 16, 1)
+            .await
+            .expect("create table");
+        let keys: Vec<ShardKey> = (0..16).map(|s| ShardKey::new("one", s)).collect();
+        for (s, key) in keys.iter().enumerate() {
+            insert_batches(&stale, key, s as i64 * 100, 1, 10).await;
+        }
+        let new = cluster.add_node().await;
+        let on_new: Vec<&ShardKey> = keys
+            .iter()
+            .filter(|k| rhizome_node::placement::replicas(k, &[1, 2, 3, new], 1) == vec![new])
+            .collect();
+        assert!(!on_new.is_empty(), "the ring gives node 4 some shard");
+        cluster
+            .client(32)
+            .join(new, &cluster.peers[&new])
+            .await
+            .expect("join");
+        assert!(!stale.nodes().contains_key(&new));
+        for key in on_new {
+            assert!(cluster.node(new).group(key).is_ok(), "{key} is on node 4");
+            assert_eq!(stale.count(key).await.expect("count"), (10, 10), "{key}");
+            insert_batches(&stale, key, 10_000, 1, 5).await;
+            assert_eq!(stale.count(key).await.expect("count"), (15, 15), "{key}");
+        }
+        assert!(stale.nodes().contains_key(&new), "learnt node 4");
+        cluster.shutdown().await;
+    })
+    .await;
+}
