@@ -48,9 +48,9 @@ pub const READY_POLL_TIMEOUT_MS: u64 = 2_000;
 /// The cluster of nodes, as the executor sees it.
 #[derive(Debug)]
 pub struct GrpcCluster {
+    /// Knows every node's address: the ones given, then the metadata's node list (so nodes
+    /// that join later are reached).
     client: Client,
-    /// Every node's address, by id.
-    nodes: BTreeMap<NodeId, String>,
     /// The last metadata read, and when.
     cache: Mutex<Option<(Arc<Metadata>, Instant)>>,
     /// Whether the meta group and every shard had a leader at the last poll.
@@ -68,8 +68,7 @@ impl GrpcCluster {
         // executor's. A random id keeps coordinators (and restarts) apart.
         let client_id = RandomState::new().build_hasher().finish();
         let cluster = Arc::new(GrpcCluster {
-            client: Client::new(client_id, nodes.clone(), transport),
-            nodes,
+            client: Client::new(client_id, nodes, transport),
             cache: Mutex::new(None),
             ready: AtomicBool::new(false),
         });
@@ -138,7 +137,7 @@ impl GrpcCluster {
     /// Whether the meta group and every shard group has a leader, from every node's status.
     async fn poll_ready(&self) -> bool {
         let mut led: BTreeSet<String> = BTreeSet::new();
-        for addr in self.nodes.values() {
+        for addr in self.client.nodes().values() {
             if let Ok(status) = self.client.status(addr).await {
                 for group in status.groups {
                     if group.state == "leader" {

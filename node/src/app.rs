@@ -173,6 +173,8 @@ pub struct Node {
     groups: RwLock<BTreeMap<ShardKey, Arc<Group>>>,
     /// Serialises group creation, so two requests cannot open the same files twice.
     opening: tokio::sync::Mutex<()>,
+    /// Serialises joins and leaves run on this node (as meta leader): one rebalance at a time.
+    pub(crate) rebalancing: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -190,6 +192,7 @@ impl Node {
             meta,
             groups: RwLock::new(BTreeMap::new()),
             opening: tokio::sync::Mutex::new(()),
+            rebalancing: tokio::sync::Mutex::new(()),
         });
         let groups_dir = node.config.data_dirs[0].join("groups");
         let mut specs = Vec::new();
@@ -479,7 +482,7 @@ impl Node {
 
     /// Run `call` here (`None`) or at the meta leader's address, following `NotLeader`
     /// answers and waiting out elections and transport failures until [`META_TIMEOUT_MS`].
-    async fn meta_leader_call<T, F, Fut>(&self, mut call: F) -> Result<T>
+    pub(crate) async fn meta_leader_call<T, F, Fut>(&self, mut call: F) -> Result<T>
     where
         F: FnMut(Option<String>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -507,6 +510,14 @@ impl Node {
                 }
                 _ => return Err(error),
             };
+            if target.is_none() && !retry && self.left_meta_group() {
+                // Removed from the meta group (it left the cluster): no leader will tell it
+                // anything again, so waiting is pointless; the caller asks another node.
+                return Err(Error::Unavailable {
+                    shard: META_GROUP.into(),
+                    reason: format!("node {} is not a member of the meta group", self.id()),
+                });
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Unavailable {
                     shard: META_GROUP.into(),
@@ -517,6 +528,16 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(META_RETRY_BACKOFF_MS)).await;
             }
         }
+    }
+
+    /// Whether this node's meta replica knows a membership that does not include it: the
+    /// node was taken out of the meta group (`Admin.Leave`). An uninitialised replica (no
+    /// membership yet) has not left.
+    fn left_meta_group(&self) -> bool {
+        let metrics = self.meta.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let mut nodes = membership.nodes().map(|(id, _)| *id).peekable();
+        nodes.peek().is_some() && !nodes.any(|id| id == self.id())
     }
 
     /// Stop every group's Raft core. Files stay as they are.

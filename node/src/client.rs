@@ -4,6 +4,11 @@
 //!
 //! Batch ids are (client id, sequence); the client id is given by the caller (the seam for
 //! deterministic simulation), sequences count up from 1.
+//!
+//! The client starts from the node addresses it is given and learns the cluster's node list
+//! from the metadata: every [`Client::metadata`] read replaces it with `Metadata.nodes`, and
+//! a shard that no known node hosts makes it read the metadata once and look again, so
+//! shards placed on a node that joined later are found.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,8 +67,8 @@ pub struct WriteOutcome {
 #[derive(Debug)]
 pub struct Client {
     transport: Arc<dyn Transport>,
-    /// Every node's address, by id: where to look for leaders.
-    nodes: BTreeMap<NodeId, String>,
+    /// Every node's address, by id: where to look for leaders. Learnt from the metadata.
+    nodes: Mutex<BTreeMap<NodeId, String>>,
     /// The last known leader address per shard.
     leaders: Mutex<HashMap<ShardKey, String>>,
     client_id: u64,
@@ -91,10 +96,28 @@ impl Client {
     ) -> Client {
         Client {
             transport,
-            nodes,
+            nodes: Mutex::new(nodes),
             leaders: Mutex::new(HashMap::new()),
             client_id,
             next_sequence: AtomicU64::new(1),
+        }
+    }
+
+    /// The node addresses this client knows, by id.
+    pub fn nodes(&self) -> BTreeMap<NodeId, String> {
+        self.nodes.lock().expect("node list lock").clone()
+    }
+
+    /// Replace the known node addresses with the metadata's node list (kept as it is when
+    /// that list is empty: an uninitialised cluster).
+    pub fn learn_nodes(&self, nodes: &BTreeMap<NodeId, String>) {
+        if nodes.is_empty() {
+            return;
+        }
+        let mut known = self.nodes.lock().expect("node list lock");
+        if *known != *nodes {
+            tracing::debug!(nodes = ?nodes, "client learnt the node list");
+            *known = nodes.clone();
         }
     }
 
@@ -115,7 +138,9 @@ impl Client {
         Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let deadline = Instant::now() + Duration::from_millis(OPERATION_TIMEOUT_MS);
-        let addresses: Vec<String> = self.nodes.values().cloned().collect();
+        let mut addresses: Vec<String> = self.nodes().into_values().collect();
+        // Whether the node list was read again after every known node said "not here".
+        let mut relearnt = false;
         let mut next_candidate = 0usize;
         let mut last_error = None;
         // Consecutive "not hosted here" answers: once every node said so, the shard is unknown.
@@ -163,8 +188,12 @@ impl Client {
                                 leaders.remove(key);
                                 Next::Backoff
                             }
-                            // Not hosted on a node we guessed: try another, until all said so.
-                            Error::NotFound(_) if !leaders.contains_key(key) => Next::NotHere,
+                            // Not hosted there (a node we guessed, or a leader the shard
+                            // moved off): try another, until all said so.
+                            Error::NotFound(_) => {
+                                leaders.remove(key);
+                                Next::NotHere
+                            }
                             _ => Next::Fail,
                         }
                     };
@@ -177,7 +206,13 @@ impl Client {
                         Next::NotHere => {
                             not_found += 1;
                             if not_found >= addresses.len() {
-                                return Err(error);
+                                // Perhaps placed on a node this client has not heard of.
+                                if relearnt || self.metadata().await.is_err() {
+                                    return Err(error);
+                                }
+                                relearnt = true;
+                                addresses = self.nodes().into_values().collect();
+                                not_found = 0;
                             }
                         }
                         Next::Fail => return Err(error),
@@ -404,10 +439,10 @@ impl Client {
         Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let deadline = Instant::now() + Duration::from_millis(OPERATION_TIMEOUT_MS);
-        let addresses: Vec<&String> = self.nodes.values().collect();
+        let addresses: Vec<String> = self.nodes().into_values().collect();
         let mut attempt = 0usize;
         loop {
-            let addr = addresses[attempt % addresses.len()];
+            let addr = &addresses[attempt % addresses.len()];
             attempt += 1;
             let error = match call(self.transport.channel(addr)?).await {
                 Ok(value) => return Ok(value),
@@ -443,9 +478,50 @@ impl Client {
                     .map(tonic::Response::into_inner)
             })
             .await?;
-        let metadata = bincode::deserialize(&reply.metadata_bincode)
+        let metadata: Metadata = bincode::deserialize(&reply.metadata_bincode)
             .map_err(|e| Error::Raft(format!("undecodable metadata: {e}")))?;
+        self.learn_nodes(&metadata.nodes);
         Ok((metadata, reply.applied_index))
+    }
+
+    /// Add a node to the cluster (through any node; the meta leader runs it): it is listed,
+    /// joins the meta group, and the shards the ring now places on it move there. Returns
+    /// once every move is done. Joining a listed node again finishes a join cut short.
+    pub async fn join(&self, id: NodeId, addr: &str) -> Result<()> {
+        self.on_any_node("meta", |channel| {
+            let mut message = tonic::Request::new(pb::JoinRequest {
+                node: Some(pb::NodeInfo {
+                    id,
+                    addr: addr.to_string(),
+                }),
+            });
+            message.set_timeout(Duration::from_millis(CHANGE_REPLICAS_TIMEOUT_MS));
+            async move {
+                AdminClient::new(channel)
+                    .join(message)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Take a node out of the cluster (through any node): its shards move off first.
+    /// `NotFound` for an unknown node, `FailedPrecondition` for the last node.
+    pub async fn leave(&self, id: NodeId) -> Result<()> {
+        self.on_any_node("meta", |channel| {
+            let mut message = tonic::Request::new(pb::LeaveRequest { node_id: id });
+            message.set_timeout(Duration::from_millis(CHANGE_REPLICAS_TIMEOUT_MS));
+            async move {
+                AdminClient::new(channel)
+                    .leave(message)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Drop a table (through any node). `NotFound` when there is no such table.

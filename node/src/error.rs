@@ -47,6 +47,10 @@ pub enum Error {
     /// Something exists already (a group, an initialised cluster).
     #[error("already exists: {0}")]
     AlreadyExists(String),
+
+    /// The cluster is not in a state that allows the request (leaving the last node).
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
 }
 
 fn leader_text(leader: &Option<(NodeId, String)>) -> String {

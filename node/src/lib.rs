@@ -16,6 +16,7 @@
 //! | [`network`] | openraft's network over tonic, with a transport seam for simulated networks |
 //! | [`services`] | the gRPC services: Raft, shard writes, shard queries, admin |
 //! | [`placement`] | shard placement on a consistent hash ring with virtual nodes |
+//! | [`rebalance`] | joining and leaving nodes: shard moves to the ring's placement, recorded in the meta group |
 //! | [`app`] | wires it together: a node, its groups, its server |
 //! | [`client`] | a Rust client: finds leaders, retries with the same batch id |
 
@@ -60,6 +61,7 @@ pub mod meta;
 pub mod network;
 pub mod placement;
 pub mod reads;
+pub mod rebalance;
 pub mod services;
 pub mod state_machine;
 pub mod status;

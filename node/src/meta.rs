@@ -8,6 +8,12 @@
 //! [`Metadata::apply`]; whether a name is taken is decided there, in log order, so two
 //! concurrent creations of one table cannot both succeed.
 //!
+//! Nodes join and leave through it too (see [`crate::rebalance`]): `AddNode` lists a node,
+//! `MarkLeaving` stops placing on a node that is going, `SetPlacement` records each finished
+//! shard move and `RemoveNode` unlists a node that left. Shards are placed on the ring over
+//! [`Metadata::placeable_nodes`] with the replica count the table asked for
+//! ([`Metadata::replicas_requested`]), so the shard map follows the node list.
+//!
 //! ## Files, in the node's first data directory
 //!
 //! ```text
@@ -18,11 +24,14 @@
 //!
 //! A snapshot is the whole [`Metadata`] serialised (it is small: a few hundred bytes per
 //! table). A restart opens `SNAPSHOT` and openraft re-applies the committed log after it.
+//! bincode has no field names, so fields added to [`Metadata`] go last and snapshots of the
+//! layout before them are decoded as such (`MetadataV0`); log entries keep their layout
+//! (new commands are new variants, appended).
 
 // openraft's storage traits return its `StorageError` (a large type) by value.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -57,7 +66,8 @@ pub struct TableMeta {
     /// Column names of the primary key (write routing; empty: round-robin).
     pub primary_key: Vec<String>,
     pub shards: u32,
-    /// Replicas per shard, as placed (the request capped by the node count).
+    /// Replicas per shard, as placed (the request capped by the node count); the request
+    /// itself is [`Metadata::replicas_requested`].
     pub replicas: u32,
     /// Per shard, the nodes replicating it; the first is the one that initialised it.
     pub placement: Vec<Vec<NodeId>>,
@@ -76,6 +86,35 @@ pub struct Metadata {
     pub nodes: BTreeMap<NodeId, String>,
     /// Tables by name.
     pub tables: BTreeMap<String, TableMeta>,
+    /// Replicas per shard as requested at creation, by table name (tables created before this
+    /// was recorded are absent: their `TableMeta::replicas` stands for the request). The
+    /// placement gives a shard `min(requested, nodes)` replicas, so a table created on fewer
+    /// nodes than it asked for grows when nodes join.
+    #[serde(default)]
+    pub replicas_requested: BTreeMap<String, u32>,
+    /// Nodes being taken out of the cluster (`Admin.Leave` under way): still listed in
+    /// `nodes` (their shards are moving off), but no longer placed on.
+    #[serde(default)]
+    pub leaving: BTreeSet<NodeId>,
+}
+
+/// [`Metadata`] as snapshots written before `replicas_requested` and `leaving` hold it
+/// (bincode has no field names: a missing trailing field is an early end of input, so old
+/// snapshots are decoded with this layout instead).
+#[derive(Debug, Deserialize)]
+struct MetadataV0 {
+    nodes: BTreeMap<NodeId, String>,
+    tables: BTreeMap<String, TableMeta>,
+}
+
+impl From<MetadataV0> for Metadata {
+    fn from(old: MetadataV0) -> Metadata {
+        Metadata {
+            nodes: old.nodes,
+            tables: old.tables,
+            ..Metadata::default()
+        }
+    }
 }
 
 /// A change to the metadata (a log entry of the meta group).
@@ -87,6 +126,24 @@ pub enum MetaCommand {
     CreateTable(TableMeta),
     /// Remove a table, if there is one.
     DropTable(String),
+    /// Record a table with its shard map and the replica count asked for (which may exceed
+    /// the nodes there are), unless the name is taken. (`CreateTable` stays for old logs.)
+    CreateTableRequested { table: TableMeta, replicas: u32 },
+    /// Add a node to the node list, or confirm it (`Admin.Join`; the first step of a join,
+    /// so a join cut short is resumed by joining again). `NodeConflict` when the id is taken
+    /// by another address or the node is leaving.
+    AddNode { id: NodeId, addr: String },
+    /// Mark a listed node as leaving: no longer placed on (the first step of `Admin.Leave`).
+    MarkLeaving(NodeId),
+    /// Remove a node from the node list (the last step of `Admin.Leave`, once no shard is
+    /// placed on it). Removing an unlisted node changes nothing.
+    RemoveNode(NodeId),
+    /// Record a finished shard move: the shard's replicas are now `members` (ring order).
+    SetPlacement {
+        table: String,
+        shard: u32,
+        members: Vec<NodeId>,
+    },
 }
 
 /// What applying a [`MetaCommand`] did: the same on every member.
@@ -99,6 +156,11 @@ pub enum MetaOutcome {
     UnknownTable(String),
     /// `DropTable` removed this table (its shard map says where its groups are).
     Dropped(TableMeta),
+    /// `AddNode` or `MarkLeaving` that contradicts the node list: nothing changed.
+    NodeConflict(String),
+    /// `MarkLeaving` of a node that is not listed, or `SetPlacement` of a shard that is not
+    /// there: nothing changed.
+    NotFound(String),
 }
 
 impl Metadata {
@@ -109,18 +171,108 @@ impl Metadata {
                 self.nodes = nodes.clone();
                 MetaOutcome::Done
             }
-            MetaCommand::CreateTable(table) => {
-                if self.tables.contains_key(&table.name) {
-                    return MetaOutcome::TableExists(table.name.clone());
-                }
-                self.tables.insert(table.name.clone(), table.clone());
-                MetaOutcome::Done
+            MetaCommand::CreateTable(table) => self.create_table(table, None),
+            MetaCommand::CreateTableRequested { table, replicas } => {
+                self.create_table(table, Some(*replicas))
             }
             MetaCommand::DropTable(name) => match self.tables.remove(name) {
-                Some(table) => MetaOutcome::Dropped(table),
+                Some(table) => {
+                    self.replicas_requested.remove(name);
+                    MetaOutcome::Dropped(table)
+                }
                 None => MetaOutcome::UnknownTable(name.clone()),
             },
+            MetaCommand::AddNode { id, addr } => {
+                if self.leaving.contains(id) {
+                    return MetaOutcome::NodeConflict(format!(
+                        "node {id} is leaving the cluster; let the leave finish first"
+                    ));
+                }
+                match self.nodes.get(id) {
+                    Some(known) if known != addr => MetaOutcome::NodeConflict(format!(
+                        "node id {id} is taken by {known} (asked for {addr})"
+                    )),
+                    _ => {
+                        self.nodes.insert(*id, addr.clone());
+                        MetaOutcome::Done
+                    }
+                }
+            }
+            MetaCommand::MarkLeaving(id) => {
+                if !self.nodes.contains_key(id) {
+                    return MetaOutcome::NotFound(format!("node {id} is not in the cluster"));
+                }
+                if self
+                    .nodes
+                    .keys()
+                    .all(|n| n == id || self.leaving.contains(n))
+                {
+                    return MetaOutcome::NodeConflict(format!(
+                        "node {id} is the last node that is not leaving: its shards have nowhere to go"
+                    ));
+                }
+                self.leaving.insert(*id);
+                MetaOutcome::Done
+            }
+            MetaCommand::RemoveNode(id) => {
+                self.nodes.remove(id);
+                self.leaving.remove(id);
+                MetaOutcome::Done
+            }
+            MetaCommand::SetPlacement {
+                table,
+                shard,
+                members,
+            } => {
+                let Some(meta) = self.tables.get_mut(table) else {
+                    return MetaOutcome::NotFound(format!("table {table}"));
+                };
+                let Some(slot) = meta.placement.get_mut(*shard as usize) else {
+                    return MetaOutcome::NotFound(format!("shard {table}/{shard}"));
+                };
+                *slot = members.clone();
+                meta.replicas = meta.placement.iter().map(Vec::len).min().unwrap_or(0) as u32;
+                MetaOutcome::Done
+            }
         }
+    }
+
+    fn create_table(&mut self, table: &TableMeta, requested: Option<u32>) -> MetaOutcome {
+        if self.tables.contains_key(&table.name) {
+            return MetaOutcome::TableExists(table.name.clone());
+        }
+        self.tables.insert(table.name.clone(), table.clone());
+        if let Some(replicas) = requested {
+            self.replicas_requested.insert(table.name.clone(), replicas);
+        }
+        MetaOutcome::Done
+    }
+
+    /// The nodes shards are placed on: the listed ones that are not leaving.
+    pub fn placeable_nodes(&self) -> Vec<NodeId> {
+        self.nodes
+            .keys()
+            .filter(|id| !self.leaving.contains(id))
+            .copied()
+            .collect()
+    }
+
+    /// Replicas per shard a table asked for (its placed count for tables from before the
+    /// request was recorded).
+    pub fn replicas_wanted(&self, table: &TableMeta) -> usize {
+        self.replicas_requested
+            .get(&table.name)
+            .copied()
+            .unwrap_or(table.replicas) as usize
+    }
+
+    /// Where the ring wants a shard's replicas, over the placeable nodes.
+    pub fn wanted_placement(&self, table: &TableMeta, shard: u32) -> Vec<NodeId> {
+        crate::placement::replicas(
+            &table.shard_key(shard),
+            &self.placeable_nodes(),
+            self.replicas_wanted(table),
+        )
     }
 }
 
@@ -129,6 +281,22 @@ impl Metadata {
 struct SavedMeta {
     meta: SnapshotMeta,
     metadata: Metadata,
+}
+
+/// `SNAPSHOT` as written before [`Metadata`] had `replicas_requested` and `leaving`.
+#[derive(Debug, Deserialize)]
+struct SavedMetaV0 {
+    meta: SnapshotMeta,
+    metadata: MetadataV0,
+}
+
+/// Decode [`Metadata`] (a snapshot's data), in the current layout or the one before.
+fn decode_metadata(bytes: &[u8]) -> Result<Metadata, bincode::Error> {
+    bincode::deserialize::<Metadata>(bytes).or_else(|e| {
+        bincode::deserialize::<MetadataV0>(bytes)
+            .map(Metadata::from)
+            .map_err(|_| e)
+    })
 }
 
 /// The state behind the lock.
@@ -191,7 +359,16 @@ fn decode_saved(path: &Path, bytes: &[u8]) -> Result<SavedMeta, String> {
     if crc32c::crc32c(body).to_le_bytes() != crc {
         return Err(format!("{}: checksum mismatch", path.display()));
     }
-    bincode::deserialize(body).map_err(|e| format!("{}: {e}", path.display()))
+    bincode::deserialize::<SavedMeta>(body)
+        .or_else(|e| {
+            bincode::deserialize::<SavedMetaV0>(body)
+                .map(|old| SavedMeta {
+                    meta: old.meta,
+                    metadata: old.metadata.into(),
+                })
+                .map_err(|_| e)
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 impl MetaStateMachine {
@@ -325,7 +502,7 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let metadata: Metadata = bincode::deserialize(snapshot.get_ref()).map_err(|e| {
+        let metadata = decode_metadata(snapshot.get_ref()).map_err(|e| {
             error(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Read,
@@ -405,12 +582,143 @@ mod tests {
     }
 
     #[test]
+    fn joins_leaves_and_moves_apply_in_log_order() {
+        // Proves: AddNode lists a node (again: no change; another address for the id: a
+        // conflict); MarkLeaving takes a node out of placement but keeps it listed, and is
+        // refused for an unknown node or the last one not leaving; SetPlacement records a
+        // move and the placed replica count; the requested count survives and decides the
+        // wanted placement; RemoveNode unlists.
+        let mut metadata = Metadata::default();
+        metadata.apply(&MetaCommand::SetNodes(BTreeMap::from([
+            (1, "a:1".to_string()),
+            (2, "a:2".to_string()),
+        ])));
+        let add = |id: NodeId, addr: &str| MetaCommand::AddNode {
+            id,
+            addr: addr.into(),
+        };
+        assert_eq!(metadata.apply(&add(3, "a:3")), MetaOutcome::Done);
+        assert_eq!(metadata.apply(&add(3, "a:3")), MetaOutcome::Done);
+        assert!(matches!(
+            metadata.apply(&add(3, "b:3")),
+            MetaOutcome::NodeConflict(_)
+        ));
+        assert_eq!(metadata.nodes[&3], "a:3");
+
+        let mut t = table("t");
+        t.replicas = 2;
+        t.placement = vec![vec![1, 2], vec![2, 1]];
+        assert_eq!(
+            metadata.apply(&MetaCommand::CreateTableRequested {
+                table: t.clone(),
+                replicas: 3
+            }),
+            MetaOutcome::Done
+        );
+        assert_eq!(metadata.replicas_wanted(&metadata.tables["t"]), 3);
+        assert_eq!(metadata.wanted_placement(&t, 0).len(), 3);
+
+        assert_eq!(
+            metadata.apply(&MetaCommand::SetPlacement {
+                table: "t".into(),
+                shard: 1,
+                members: vec![3, 2, 1],
+            }),
+            MetaOutcome::Done
+        );
+        assert_eq!(metadata.tables["t"].placement[1], vec![3, 2, 1]);
+        assert_eq!(metadata.tables["t"].replicas, 2, "the fewest placed");
+        assert!(matches!(
+            metadata.apply(&MetaCommand::SetPlacement {
+                table: "t".into(),
+                shard: 2,
+                members: vec![1],
+            }),
+            MetaOutcome::NotFound(_)
+        ));
+
+        assert!(matches!(
+            metadata.apply(&MetaCommand::MarkLeaving(9)),
+            MetaOutcome::NotFound(_)
+        ));
+        assert_eq!(
+            metadata.apply(&MetaCommand::MarkLeaving(1)),
+            MetaOutcome::Done
+        );
+        assert_eq!(
+            metadata.apply(&MetaCommand::MarkLeaving(2)),
+            MetaOutcome::Done
+        );
+        assert!(matches!(
+            metadata.apply(&MetaCommand::MarkLeaving(3)),
+            MetaOutcome::NodeConflict(_)
+        ));
+        assert!(matches!(
+            metadata.apply(&add(1, "a:1")),
+            MetaOutcome::NodeConflict(_)
+        ));
+        assert_eq!(metadata.placeable_nodes(), vec![3]);
+        assert_eq!(metadata.wanted_placement(&t, 0), vec![3]);
+        assert_eq!(metadata.nodes.len(), 3);
+        assert_eq!(
+            metadata.apply(&MetaCommand::RemoveNode(1)),
+            MetaOutcome::Done
+        );
+        assert!(!metadata.nodes.contains_key(&1) && !metadata.leaving.contains(&1));
+
+        assert!(matches!(
+            metadata.apply(&MetaCommand::DropTable("t".into())),
+            MetaOutcome::Dropped(_)
+        ));
+        assert!(metadata.replicas_requested.is_empty());
+    }
+
+    #[test]
+    fn snapshots_written_before_join_and_leave_still_open() {
+        // Proves: a snapshot in the layout from before `replicas_requested` and `leaving`
+        // (and snapshot data sent in it) decodes, with those empty.
+        #[derive(Serialize)]
+        struct OldMetadata {
+            nodes: BTreeMap<NodeId, String>,
+            tables: BTreeMap<String, TableMeta>,
+        }
+        #[derive(Serialize)]
+        struct OldSaved {
+            meta: SnapshotMeta,
+            metadata: OldMetadata,
+        }
+        let old = OldMetadata {
+            nodes: BTreeMap::from([(1, "a:1".to_string())]),
+            tables: BTreeMap::from([("t".to_string(), table("t"))]),
+        };
+        let data = bincode::serialize(&old).expect("serialises");
+        let decoded = decode_metadata(&data).expect("old data decodes");
+        assert_eq!(decoded.nodes, old.nodes);
+        assert_eq!(decoded.tables, old.tables);
+        assert!(decoded.replicas_requested.is_empty() && decoded.leaving.is_empty());
+
+        let body = bincode::serialize(&OldSaved {
+            meta: SnapshotMeta::default(),
+            metadata: old,
+        })
+        .expect("serialises");
+        let mut bytes = crc32c::crc32c(&body).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        let saved = decode_saved(Path::new("SNAPSHOT"), &bytes).expect("old file decodes");
+        assert_eq!(saved.metadata, decoded);
+    }
+
+    #[test]
     fn snapshot_files_round_trip_and_reject_damage() {
         // Proves: a saved snapshot decodes to what was saved; a flipped byte or a cut file is
         // an error, not a panic or wrong metadata.
         let mut metadata = Metadata::default();
-        metadata.apply(&MetaCommand::CreateTable(table("t")));
+        metadata.apply(&MetaCommand::CreateTableRequested {
+            table: table("t"),
+            replicas: 3,
+        });
         metadata.nodes.insert(1, "127.0.0.1:1".into());
+        metadata.leaving.insert(1);
         let saved = SavedMeta {
             meta: SnapshotMeta::default(),
             metadata: metadata.clone(),

@@ -21,6 +21,7 @@ use crate::app::{Group, Node};
 use crate::error::{Error, Result};
 use crate::meta::{MetaCommand, MetaOutcome, TableMeta, META_GROUP};
 use crate::placement;
+use crate::rebalance;
 use crate::status::{from_read_error, from_write_error};
 use crate::types::{
     BatchId, Command, CommandResponse, GroupSpec, NodeId, Raft, RecordRead, ShardKey, TypeConfig,
@@ -468,7 +469,7 @@ impl AdminService {
             0 => placement::REPLICAS_DEFAULT,
             r => r as usize,
         };
-        let nodes: Vec<NodeId> = metadata.nodes.keys().copied().collect();
+        let nodes: Vec<NodeId> = metadata.placeable_nodes();
         let placement: Vec<Vec<NodeId>> = (0..request.shards)
             .map(|shard| {
                 placement::replicas(&ShardKey::new(&request.name, shard), &nodes, replicas)
@@ -484,7 +485,10 @@ impl AdminService {
         };
         match self
             .node
-            .meta_propose(MetaCommand::CreateTable(table.clone()))
+            .meta_propose(MetaCommand::CreateTableRequested {
+                table: table.clone(),
+                replicas: replicas as u32,
+            })
             .await?
         {
             MetaOutcome::Done => {}
@@ -793,20 +797,72 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn join(
         &self,
-        _request: Request<pb::JoinRequest>,
+        request: Request<pb::JoinRequest>,
     ) -> std::result::Result<Response<pb::JoinReply>, Status> {
-        Err(Status::unimplemented(
-            "joining needs the meta group, which is not built yet",
-        ))
+        let joining = request
+            .into_inner()
+            .node
+            .ok_or_else(|| Status::from(Error::InvalidArgument("missing node".into())))?;
+        let node = self.node.clone();
+        let work = async move {
+            match rebalance::meta_leader(&node).await? {
+                None => {
+                    // In a task of its own: a caller that goes away does not cut a move short.
+                    let node = node.clone();
+                    tokio::spawn(
+                        async move { rebalance::join(&node, joining.id, joining.addr).await },
+                    )
+                    .await
+                    .map_err(|e| Error::Raft(format!("the join task failed: {e}")))?
+                }
+                Some(addr) => {
+                    let channel = node.config.transport.channel(&addr)?;
+                    let mut message = Request::new(pb::JoinRequest {
+                        node: Some(joining),
+                    });
+                    message.set_timeout(Duration::from_millis(rebalance::REBALANCE_TIMEOUT_MS));
+                    AdminClient::new(channel)
+                        .join(message)
+                        .await
+                        .map_err(|s| crate::status::error_from_status(&addr, &s))?;
+                    Ok(())
+                }
+            }
+        };
+        deadline("join", rebalance::REBALANCE_TIMEOUT_MS, work)
+            .await
+            .map(|()| Response::new(pb::JoinReply {}))
     }
 
     async fn leave(
         &self,
-        _request: Request<pb::LeaveRequest>,
+        request: Request<pb::LeaveRequest>,
     ) -> std::result::Result<Response<pb::LeaveReply>, Status> {
-        Err(Status::unimplemented(
-            "leaving needs the meta group, which is not built yet",
-        ))
+        let id = request.into_inner().node_id;
+        let node = self.node.clone();
+        let work = async move {
+            match rebalance::meta_leader(&node).await? {
+                None => {
+                    let node = node.clone();
+                    tokio::spawn(async move { rebalance::leave(&node, id).await })
+                        .await
+                        .map_err(|e| Error::Raft(format!("the leave task failed: {e}")))?
+                }
+                Some(addr) => {
+                    let channel = node.config.transport.channel(&addr)?;
+                    let mut message = Request::new(pb::LeaveRequest { node_id: id });
+                    message.set_timeout(Duration::from_millis(rebalance::REBALANCE_TIMEOUT_MS));
+                    AdminClient::new(channel)
+                        .leave(message)
+                        .await
+                        .map_err(|s| crate::status::error_from_status(&addr, &s))?;
+                    Ok(())
+                }
+            }
+        };
+        deadline("leave", rebalance::REBALANCE_TIMEOUT_MS, work)
+            .await
+            .map(|()| Response::new(pb::LeaveReply {}))
     }
 
     async fn create_table(

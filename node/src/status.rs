@@ -8,6 +8,7 @@
 //! | `NotFound` | `NOT_FOUND` |
 //! | `InvalidArgument`, storage `Schema`/`Value`/`Plan`/`InvalidArgument` | `INVALID_ARGUMENT` |
 //! | `AlreadyExists` | `ALREADY_EXISTS` |
+//! | `FailedPrecondition` | `FAILED_PRECONDITION` with `rhizome-precondition` metadata (told apart from `NotLeader`) |
 //! | other storage errors, `Raft` | `INTERNAL` |
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -18,6 +19,8 @@ use crate::types::NodeId;
 
 pub const LEADER_ID_KEY: &str = "rhizome-leader-id";
 pub const LEADER_ADDR_KEY: &str = "rhizome-leader-addr";
+/// Metadata marking a `FAILED_PRECONDITION` that is not a "not the leader" answer.
+pub const PRECONDITION_KEY: &str = "rhizome-precondition";
 
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
@@ -45,6 +48,14 @@ impl From<Error> for Status {
                 | rhizome_core::Error::InvalidArgument(_),
             ) => Status::invalid_argument(message),
             Error::AlreadyExists(_) => Status::already_exists(message),
+            Error::FailedPrecondition(_) => {
+                let mut status = Status::failed_precondition(message);
+                status.metadata_mut().insert(
+                    PRECONDITION_KEY,
+                    tonic::metadata::MetadataValue::from_static("1"),
+                );
+                status
+            }
             Error::Storage(_) | Error::Raft(_) => Status::internal(message),
         }
     }
@@ -54,6 +65,9 @@ impl From<Error> for Status {
 pub fn error_from_status(addr: &str, status: &Status) -> Error {
     let message = status.message().to_string();
     match status.code() {
+        Code::FailedPrecondition if status.metadata().get(PRECONDITION_KEY).is_some() => {
+            Error::FailedPrecondition(message)
+        }
         Code::FailedPrecondition => {
             let meta = status.metadata();
             let id = meta

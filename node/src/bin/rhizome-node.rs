@@ -6,7 +6,9 @@
 //! ```
 //!
 //! With `--initialize` (on one node) the node makes the cluster from `--peers` once they
-//! answer. Stops on SIGTERM or Ctrl-C. Tables are created through the `Admin.CreateTable` RPC.
+//! answer. With `--join ADDR` a new node asks the cluster (any node of it, at `ADDR`) to add
+//! it, retrying for up to [`JOIN_ATTEMPTS`] attempts; the cluster then moves the shards the
+//! ring places on it. Stops on SIGTERM or Ctrl-C. Tables are created through the `Admin.CreateTable` RPC.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,6 +47,43 @@ struct Args {
     /// before. Give it to one node only.
     #[arg(long)]
     initialize: bool,
+    /// Join the cluster that the node at this address (`host:port`) belongs to, on start.
+    /// Joining again (a restart with the same flag) is harmless.
+    #[arg(long, value_name = "ADDR", conflicts_with = "initialize")]
+    join: Option<String>,
+}
+
+/// Attempts of `--join` before giving up (one every [`JOIN_RETRY_MS`]).
+const JOIN_ATTEMPTS: u32 = 60;
+/// Pause between `--join` attempts.
+const JOIN_RETRY_MS: u64 = 2_000;
+
+/// Ask the cluster at `seed` to add this node, until it answers or the attempts run out.
+async fn join(seed: String, id: NodeId, addr: String) {
+    let transport: Arc<dyn rhizome_node::network::Transport> = Arc::new(TcpTransport::default());
+    let client =
+        rhizome_node::client::Client::new(0, BTreeMap::from([(0, seed.clone())]), transport);
+    for attempt in 1..=JOIN_ATTEMPTS {
+        match client.join(id, &addr).await {
+            Ok(()) => {
+                tracing::info!(%seed, "joined the cluster; its shards are rebalanced");
+                return;
+            }
+            Err(
+                e @ (rhizome_node::Error::InvalidArgument(_)
+                | rhizome_node::Error::AlreadyExists(_)
+                | rhizome_node::Error::FailedPrecondition(_)),
+            ) => {
+                tracing::error!(error = %e, "the cluster refused the join");
+                return;
+            }
+            Err(e) => {
+                tracing::info!(attempt, error = %e, "not joined yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(JOIN_RETRY_MS)).await;
+            }
+        }
+    }
+    tracing::error!(%seed, attempts = JOIN_ATTEMPTS, "gave up joining the cluster; call Admin.Join to retry");
 }
 
 fn parse_peers(peers: &[String]) -> Result<BTreeMap<NodeId, String>, String> {
@@ -112,6 +151,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         });
+    }
+    if let Some(seed) = args.join.clone() {
+        tokio::spawn(join(seed, args.id, node.config.addr.clone()));
     }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
