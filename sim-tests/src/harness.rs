@@ -86,7 +86,8 @@ pub struct SimConfig {
     pub nodes: u64,
     /// Workload clients that talk to the nodes directly (`client1`…).
     pub clients: u64,
-    /// Workload clients that send SQL to a coordinator over HTTP (the next client numbers).
+    /// Workload clients that send SQL to a coordinator over HTTP (the next client numbers;
+    /// client `clients + k` talks to coordinator `(k - 1) % coordinators + 1`).
     pub sql_clients: u64,
     /// Coordinators (`coord1`…), each the production coordinator over the simulated network.
     pub coordinators: u64,
@@ -119,7 +120,7 @@ impl SimConfig {
             nodes: if moving { 4 } else { 3 },
             clients: 3,
             sql_clients: 2,
-            coordinators: 1,
+            coordinators: 2,
             tables: vec!["events".into(), "metrics".into()],
             shards_per_table: 2,
             ops_per_client: 120,

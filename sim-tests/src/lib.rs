@@ -75,10 +75,10 @@
 //!   record with a bad checksum) at the end of a Raft log.
 //! * **Nodes joining and leaving** is not built in the node yet; even seeds run 4 nodes and
 //!   move shards (`ChangeReplicas`) while clients write, which adds and removes replicas.
-//! * **The coordinator** is a host too (`coord1`), the production coordinator over
-//!   [`net::SimTransport`] serving HTTP; two of the clients send it SQL. It is crashed and
-//!   restarted (a fresh process: it keeps nothing on disk), isolated, and its links made lossy
-//!   and slow. Its ids, random in production, come from the seed and its restart count, and
+//! * **The coordinator** is a host too — two of them (`coord1`, `coord2`), each the
+//!   production coordinator over [`net::SimTransport`] serving HTTP, each sent SQL by one
+//!   client. They are crashed and restarted (a fresh process: a coordinator keeps nothing on
+//!   disk), isolated, and their links made lossy and slow. Its ids, random in production, come from the seed and its restart count, and
 //!   its metadata cache ages on tokio's (simulated) clock.
 
 pub mod faults;
