@@ -110,8 +110,20 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// An executor with a random coordinator id, which keeps coordinators and restarts apart.
     pub fn new(cluster: Arc<dyn Cluster>, options: ExecutorOptions) -> Executor {
         let coordinator_id = RandomState::new().build_hasher().finish();
+        Executor::with_coordinator_id(cluster, options, coordinator_id)
+    }
+
+    /// An executor whose batch ids carry `coordinator_id` (a simulation derives it from its
+    /// seed). It must differ from every other coordinator's and every earlier run's: a shard
+    /// answers a batch id it has seen with its first answer.
+    pub fn with_coordinator_id(
+        cluster: Arc<dyn Cluster>,
+        options: ExecutorOptions,
+        coordinator_id: u64,
+    ) -> Executor {
         Executor {
             cluster,
             options,

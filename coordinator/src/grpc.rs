@@ -20,10 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+// Tokio's clock (the wall clock in production): a simulation runs the coordinator on its own
+// clock, and the metadata cache's age decides when it is read again.
+use tokio::time::Instant;
 
 use node::client::Client;
 use node::meta::{Metadata, META_GROUP};
@@ -67,6 +70,17 @@ impl GrpcCluster {
         // Deletes and metadata calls use the client's own batch ids; inserts carry the
         // executor's. A random id keeps coordinators (and restarts) apart.
         let client_id = RandomState::new().build_hasher().finish();
+        GrpcCluster::connect_with_id(nodes, transport, client_id)
+    }
+
+    /// [`GrpcCluster::connect`] with the node client's id chosen by the caller (a simulation
+    /// derives it from its seed). Two coordinators, or two runs of one, must not share an id:
+    /// a shard answers a batch id it has seen with its first answer.
+    pub fn connect_with_id(
+        nodes: BTreeMap<NodeId, String>,
+        transport: Arc<dyn Transport>,
+        client_id: u64,
+    ) -> Arc<GrpcCluster> {
         let cluster = Arc::new(GrpcCluster {
             client: Client::new(client_id, nodes, transport),
             cache: Mutex::new(None),

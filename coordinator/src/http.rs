@@ -14,7 +14,8 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+// Tokio's clock (the wall clock in production; a simulation's own clock under one).
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Query, State};

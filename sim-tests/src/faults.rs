@@ -40,6 +40,15 @@ pub enum Fault {
     },
     /// Messages between two hosts (nodes or clients) take up to this long.
     Latency { a: String, b: String, max_ms: u64 },
+    /// The coordinator (1-based) crashes and starts afresh when the episode ends (it keeps
+    /// nothing on disk).
+    CrashCoordinator { coordinator: u64 },
+    /// The coordinator is cut off from every node, and with `from_clients` from its clients
+    /// too.
+    IsolateCoordinator {
+        coordinator: u64,
+        from_clients: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -53,8 +62,13 @@ pub struct Episode {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanSettings {
     pub nodes: u64,
-    /// Workload clients (hosts `client1`…), whose links to nodes may be lossy or slow too.
+    /// Workload clients talking to the nodes (hosts `client1`…), whose links to nodes may be
+    /// lossy or slow too.
     pub clients: u64,
+    /// Workload clients talking SQL to a coordinator (the hosts after the direct clients).
+    pub sql_clients: u64,
+    /// Coordinators (hosts `coord1`…): crashed, isolated, their links lossy or slow.
+    pub coordinators: u64,
     /// Groups whose leader an episode may isolate.
     pub groups: usize,
     /// No episode starts after this.
@@ -63,14 +77,42 @@ pub struct PlanSettings {
     pub long_crash_percent: u32,
 }
 
-/// Two ends of a link: two nodes, or (a quarter of the time) a client and a node.
+/// The coordinator that SQL client `client` (its host number, after the `direct_clients`)
+/// talks to.
+pub fn coordinator_of(client: u64, direct_clients: u64, coordinators: u64) -> u64 {
+    (client - direct_clients - 1) % coordinators + 1
+}
+
+/// Two ends of a link: two nodes, or a quarter of the time a client and a node; with
+/// coordinators, a coordinator and a node, or an SQL client and its coordinator, an eighth of
+/// the time each.
 fn pick_link(rng: &mut StdRng, settings: &PlanSettings) -> (String, String) {
     let (a, b) = pick_two(rng, settings.nodes);
-    if settings.clients > 0 && rng.gen_range(0..4) == 0 {
-        let client = rng.gen_range(1..=settings.clients);
-        (format!("client{client}"), format!("node{b}"))
+    let coordinators = settings.coordinators;
+    match rng.gen_range(0..8) {
+        0 | 1 if settings.clients > 0 => {
+            let client = rng.gen_range(1..=settings.clients);
+            (format!("client{client}"), format!("node{b}"))
+        }
+        2 if coordinators > 0 => {
+            let coordinator = rng.gen_range(1..=coordinators);
+            (format!("coord{coordinator}"), format!("node{b}"))
+        }
+        3 if coordinators > 0 && settings.sql_clients > 0 => {
+            let client = settings.clients + rng.gen_range(1..=settings.sql_clients);
+            let coordinator = coordinator_of(client, settings.clients, coordinators);
+            (format!("client{client}"), format!("coord{coordinator}"))
+        }
+        _ => (format!("node{a}"), format!("node{b}")),
+    }
+}
+
+fn crash_length_ms(rng: &mut StdRng, settings: &PlanSettings) -> u64 {
+    let long = rng.gen_range(0..100) < settings.long_crash_percent;
+    if long {
+        rng.gen_range(8_000..15_000)
     } else {
-        (format!("node{a}"), format!("node{b}"))
+        rng.gen_range(200..3_000)
     }
 }
 
@@ -87,14 +129,11 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
     while at < settings.until {
         let nodes = settings.nodes;
         let (a, b) = pick_two(rng, nodes);
-        let (fault, length_ms) = match rng.gen_range(0..10) {
+        // Two more kinds of episode when there are coordinators.
+        let kinds = if settings.coordinators > 0 { 12 } else { 10 };
+        let (fault, length_ms) = match rng.gen_range(0..kinds) {
             0 => {
-                let long = rng.gen_range(0..100) < settings.long_crash_percent;
-                let length = if long {
-                    rng.gen_range(8_000..15_000)
-                } else {
-                    rng.gen_range(200..3_000)
-                };
+                let length = crash_length_ms(rng, &settings);
                 let torn_log = rng.gen_bool(0.5);
                 (Fault::Crash { node: a, torn_log }, length)
             }
@@ -150,15 +189,26 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
                 let side = (1..=nodes).filter(|n| mask & (1 << (n - 1)) != 0).collect();
                 (Fault::Split { side }, rng.gen_range(1_000..5_000))
             }
-            _ => {
-                let long = rng.gen_range(0..100) < settings.long_crash_percent;
-                let length = if long {
-                    rng.gen_range(8_000..15_000)
-                } else {
-                    rng.gen_range(200..3_000)
-                };
+            9 => {
+                let length = crash_length_ms(rng, &settings);
                 let torn_log = rng.gen_bool(0.5);
                 (Fault::Crash { node: b, torn_log }, length)
+            }
+            10 => {
+                let coordinator = rng.gen_range(1..=settings.coordinators);
+                let length = crash_length_ms(rng, &settings);
+                (Fault::CrashCoordinator { coordinator }, length)
+            }
+            _ => {
+                let coordinator = rng.gen_range(1..=settings.coordinators);
+                let from_clients = rng.gen_bool(0.5);
+                (
+                    Fault::IsolateCoordinator {
+                        coordinator,
+                        from_clients,
+                    },
+                    rng.gen_range(1_000..5_000),
+                )
             }
         };
         let end = at + Duration::from_millis(length_ms);

@@ -1,16 +1,36 @@
-//! One simulated run: nodes as turmoil hosts (each with a data directory that survives its
-//! crashes), workload clients, a fault driver, and the checks.
+//! One simulated run: nodes and coordinators as turmoil hosts (each node with a data
+//! directory that survives its crashes), workload clients, a fault driver, and the checks.
 //!
 //! A run has three phases:
 //! 1. *setup*: a client creates the tables and waits until every shard answers;
 //! 2. *workload*: clients insert, delete and query while the driver plays the fault plan;
-//! 3. *heal and check*: every fault is undone, crashed nodes restart, a checker client waits
+//! 3. *heal and check*: every fault is undone, crashed hosts restart, a checker client waits
 //!    until every shard's replicas report one digest and applied index, then reads every
 //!    shard whole; the driver checks the history, the queries and Raft's invariants.
 //!
-//! Hosts are `node<id>` (port [`NODE_PORT`]), `setup`, `client<n>` and `checker`. A
-//! coordinator host (the coordinator over `GrpcCluster` with a [`SimTransport`]) fits in as
-//! one more host with the same transport; the checks do not change.
+//! Hosts are `node<id>` (port [`NODE_PORT`]), `coord<n>` (HTTP on [`COORDINATOR_PORT`]),
+//! `setup`, `client<n>`, `mover` and `checker`.
+//!
+//! * A **coordinator** is the production one: `GrpcCluster` over a [`SimTransport`], the
+//!   `Executor`, and the `coordinator::http` router served by `axum::serve` on a turmoil
+//!   listener. It keeps nothing on disk, so a restart is a fresh process; its ids (the
+//!   executor's batch ids, its node client's) are drawn from the seed and the number of its
+//!   starts, as production draws them at random, so a run stays a function of its seed.
+//! * **Direct clients** (`client1`… up to [`SimConfig::clients`]) call the nodes' services
+//!   with `node::client::Client`, one shard per operation.
+//! * **SQL clients** (the next [`SimConfig::sql_clients`]) send `INSERT … VALUES`,
+//!   `DELETE … WHERE id IN (…)` and `SELECT COUNT(*), SUM(val) … [WHERE grp = …] [GROUP BY
+//!   grp]` to a coordinator's `POST /v1/sql` with a hyper client over turmoil TCP. Their
+//!   writes go into the same history as the direct ones: a 200 answer acknowledges the
+//!   statement, anything else (4xx, 5xx, a dropped connection, the client giving up) leaves
+//!   it unknown. An INSERT names only ids the coordinator routes to one shard (Rhizome does
+//!   not yet make a statement's parts on several shards atomic), so each write touches one
+//!   shard, all or nothing. A query reads every shard of a table, each at its own instant:
+//!   its answer is checked as a sum of per-shard answers (see [`crate::model`]).
+//! * **Faults** (see [`crate::faults`]) hit nodes and coordinators alike: crashes (a
+//!   coordinator's restart loses its in-flight statements), partitions isolating a coordinator
+//!   from the nodes (and from its clients), lossy and slow links between a coordinator and a
+//!   node or a client.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +39,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use coordinator::executor::{key_hash, Executor, ExecutorOptions};
+use coordinator::grpc::GrpcCluster;
+use coordinator::http::{router, HttpState};
 use node::app::{serve, Node, NodeConfig, RaftSettings};
 use node::client::Client;
 use node::types::{NodeId, ShardKey};
@@ -29,14 +52,16 @@ use rhizome_core::value::Value;
 
 use crate::faults::{self, Episode, Fault, PlanSettings};
 use crate::model::{
-    self, Answer, History, QueryKind, QueryRecord, QueryStats, Row, ShardContents, WriteKind,
-    WriteOutcome, WriteRecord,
+    self, Answer, History, QueryKind, QueryRecord, QueryStats, Row, ShardContents,
+    TableQueryRecord, WriteKind, WriteOutcome, WriteRecord,
 };
-use crate::net::{incoming, SimTransport};
+use crate::net::{incoming, post_sql, SimListener, SimTransport};
 use crate::observe::Observer;
 
 /// The port every node serves on.
 pub const NODE_PORT: u16 = 7000;
+/// The port every coordinator serves HTTP on.
+pub const COORDINATOR_PORT: u16 = 8080;
 /// Longest simulated time a phase may take before the run is failed.
 pub const SETUP_TIME_MAX: Duration = Duration::from_secs(60);
 pub const WORKLOAD_TIME_MAX: Duration = Duration::from_secs(600);
@@ -59,10 +84,19 @@ pub const PATIENCE_MAX_MS: u64 = 20_000;
 pub struct SimConfig {
     pub seed: u64,
     pub nodes: u64,
+    /// Workload clients that talk to the nodes directly (`client1`…).
     pub clients: u64,
+    /// Workload clients that send SQL to a coordinator over HTTP (the next client numbers;
+    /// client `clients + k` talks to coordinator `(k - 1) % coordinators + 1`).
+    pub sql_clients: u64,
+    /// Coordinators (`coord1`…), each the production coordinator over the simulated network.
+    pub coordinators: u64,
     pub tables: Vec<String>,
     pub shards_per_table: u32,
     pub ops_per_client: usize,
+    /// Statements each SQL client sends (fewer than a direct client's operations: a statement
+    /// waits on every shard it touches, which keeps runs long in simulated time).
+    pub sql_ops_per_client: usize,
     pub faults: bool,
     /// Share of crash episodes long enough that the node must catch up by snapshot.
     pub long_crash_percent: u32,
@@ -85,9 +119,12 @@ impl SimConfig {
             seed,
             nodes: if moving { 4 } else { 3 },
             clients: 3,
+            sql_clients: 2,
+            coordinators: 2,
             tables: vec!["events".into(), "metrics".into()],
             shards_per_table: 2,
             ops_per_client: 120,
+            sql_ops_per_client: 60,
             faults: true,
             long_crash_percent: 30,
             #[cfg(feature = "canary")]
@@ -111,6 +148,9 @@ pub struct Report {
     pub trace: Vec<String>,
     pub writes: usize,
     pub acknowledged: usize,
+    /// Of the writes, those sent as SQL through a coordinator, and of those the acknowledged.
+    pub sql_writes: usize,
+    pub sql_acknowledged: usize,
     pub applied_unacknowledged: usize,
     pub queries: QueryStats,
     pub episodes: usize,
@@ -153,6 +193,21 @@ fn node_name(id: NodeId) -> String {
 
 fn node_addr(id: NodeId) -> String {
     format!("{}:{NODE_PORT}", node_name(id))
+}
+
+fn coordinator_name(coordinator: u64) -> String {
+    format!("coord{coordinator}")
+}
+
+/// The ids a coordinator's `incarnation`-th start uses: its executor's batch ids (inserts) and
+/// its node client's (deletes, metadata). Drawn from the seed, as production draws them at
+/// random: distinct per coordinator and per restart, because a shard answers a batch id it
+/// has seen with its first answer (a restarted coordinator counts its sequences from 0 again).
+fn coordinator_ids(seed: u64, coordinator: u64, incarnation: u64) -> (u64, u64) {
+    let mut rng = StdRng::seed_from_u64(
+        seed ^ 0xc00d_0000_0000_0000 ^ (coordinator << 32) ^ incarnation.wrapping_mul(0x9e37),
+    );
+    (rng.gen(), rng.gen())
 }
 
 /// Where simulated disks live: tmpfs when there is one (fsync costs nothing there; the
@@ -271,6 +326,43 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         });
     }
 
+    // The coordinators: the production executor over `GrpcCluster` and the production HTTP
+    // router, served on a turmoil listener. A crash loses everything (the coordinator keeps
+    // nothing on disk); a restart is a fresh process with fresh ids.
+    for coordinator in 1..=config.coordinators {
+        let peers = peers.clone();
+        let shared = shared.clone();
+        let starts = Rc::new(Cell::new(0u64));
+        sim.host(coordinator_name(coordinator), move || {
+            let incarnation = starts.get();
+            starts.set(incarnation + 1);
+            let (executor_id, client_id) = coordinator_ids(seed, coordinator, incarnation);
+            let peers = peers.clone();
+            let shared = shared.clone();
+            async move {
+                shared.trace.borrow_mut().push(format!(
+                    "{} coord{coordinator} starts (run {incarnation})",
+                    sim_now().as_millis()
+                ));
+                let cluster = GrpcCluster::connect_with_id(
+                    peers,
+                    Arc::new(SimTransport::default()),
+                    client_id,
+                );
+                let executor =
+                    Executor::with_coordinator_id(cluster, ExecutorOptions::default(), executor_id);
+                let state = HttpState {
+                    executor: Arc::new(executor),
+                    ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                };
+                let listener =
+                    turmoil::net::TcpListener::bind(("0.0.0.0", COORDINATOR_PORT)).await?;
+                axum::serve(SimListener(listener), router(state)).await?;
+                Ok(())
+            }
+        });
+    }
+
     let mut observer = Observer::default();
     let mut problems = Vec::new();
 
@@ -288,9 +380,17 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             // The first node starts the cluster: the meta group, which records the tables
             // and places their shards, over every node.
             client.initialize(&first, &peers).await.map_err(boxed)?;
+            // The primary key routes the coordinator's inserts (direct clients pick shards).
             for table in &tables {
                 client
-                    .create_table(&first, table, &model::schema(), shards_per_table, replicas)
+                    .create_table_with_key(
+                        &first,
+                        table,
+                        &model::schema(),
+                        &["id".to_string()],
+                        shards_per_table,
+                        replicas,
+                    )
                     .await
                     .map_err(boxed)?;
             }
@@ -331,6 +431,22 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             Ok(())
         });
     }
+    for client_id in config.clients + 1..=config.clients + config.sql_clients {
+        let shared = shared.clone();
+        let shards = shards.clone();
+        let ops = config.sql_ops_per_client;
+        let rng = StdRng::seed_from_u64(seed ^ client_id.wrapping_mul(0xa076_1d64_78bd_642f));
+        let coordinator = coordinator_name(faults::coordinator_of(
+            client_id,
+            config.clients,
+            config.coordinators,
+        ));
+        sim.client(format!("client{client_id}"), async move {
+            sql_workload(client_id, rng, &coordinator, shards, ops, &shared).await;
+            shared.clients_done.set(shared.clients_done.get() + 1);
+            Ok(())
+        });
+    }
     if config.moves > 0 {
         let shared = shared.clone();
         let peers = peers.clone();
@@ -352,6 +468,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             PlanSettings {
                 nodes: config.nodes,
                 clients: config.clients,
+                sql_clients: config.sql_clients,
+                coordinators: config.coordinators,
                 groups: shards.len(),
                 until: Duration::from_secs(120),
                 long_crash_percent: config.long_crash_percent,
@@ -360,9 +478,11 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     } else {
         Vec::new()
     };
+    let clients = config.clients + config.sql_clients;
     let hosts = (1..=config.nodes)
         .map(node_name)
-        .chain((1..=config.clients).map(|c| format!("client{c}")))
+        .chain((1..=config.coordinators).map(coordinator_name))
+        .chain((1..=clients).map(|c| format!("client{c}")))
         .chain(["setup".to_string()])
         .chain((config.moves > 0).then(|| "mover".to_string()))
         .collect();
@@ -374,7 +494,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         scratch.path().to_path_buf(),
         shards.clone(),
     );
-    while shared.clients_done.get() < config.clients || !shared.mover_done.get() {
+    while shared.clients_done.get() < clients || !shared.mover_done.get() {
         if let Err(e) = sim.step() {
             problems.push(format!("workload: {e}"));
             break;
@@ -439,6 +559,16 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         trace: Vec::new(),
         writes: history.writes.len(),
         acknowledged: history.writes.iter().filter(|w| w.acknowledged()).count(),
+        sql_writes: history
+            .writes
+            .iter()
+            .filter(|w| w.client > config.clients)
+            .count(),
+        sql_acknowledged: history
+            .writes
+            .iter()
+            .filter(|w| w.client > config.clients && w.acknowledged())
+            .count(),
         applied_unacknowledged: 0,
         queries: QueryStats::default(),
         episodes: episodes_played,
@@ -534,7 +664,7 @@ async fn workload(
                 shard,
                 WriteKind::Insert(rows),
                 start,
-                result,
+                direct_outcome(result),
             );
         } else if choice < 70 {
             let candidates = deletable.get_mut(&shard).expect("checked above");
@@ -554,7 +684,7 @@ async fn workload(
                 shard,
                 WriteKind::Delete(rows),
                 start,
-                result,
+                direct_outcome(result),
             );
         } else {
             let kind = match rng.gen_range(0..3) {
@@ -592,6 +722,161 @@ async fn workload(
             });
         }
     }
+}
+
+/// One SQL client's operations, drawn as a direct client's are, sent to its coordinator's
+/// `POST /v1/sql`: INSERTs of fresh rows, DELETEs by id of rows it inserted and saw
+/// acknowledged, and COUNT/SUM queries of whole tables (every shard, gathered by the
+/// coordinator). An answer other than 200 — a 4xx or 5xx, a dropped connection, the client
+/// giving up — leaves a write's outcome unknown and is an error for a query, never an answer.
+async fn sql_workload(
+    client_id: u64,
+    mut rng: StdRng,
+    coordinator: &str,
+    shards: Vec<ShardKey>,
+    ops: usize,
+    shared: &Shared,
+) {
+    let mut next_id = client_id as i64 * 1_000_000;
+    let mut deletable: BTreeMap<ShardKey, Vec<Row>> = BTreeMap::new();
+    for _ in 0..ops {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=THINK_TIME_MAX_MS))).await;
+        let shard = shards[rng.gen_range(0..shards.len())].clone();
+        let table_shards: Vec<ShardKey> = shards
+            .iter()
+            .filter(|s| s.table == shard.table)
+            .cloned()
+            .collect();
+        let choice = rng.gen_range(0..100);
+        let can_delete = deletable.get(&shard).is_some_and(|rows| !rows.is_empty());
+        let patience = Duration::from_millis(rng.gen_range(PATIENCE_MIN_MS..=PATIENCE_MAX_MS));
+        let start = sim_now();
+        if choice < 50 || (choice < 70 && !can_delete) {
+            // Rhizome does not yet make the parts of one statement on several shards atomic
+            // (an unacknowledged INSERT may take effect on some shards and not others), so an
+            // INSERT names only ids whose primary key the coordinator routes to one shard
+            // (`key_hash`, as the executor routes): its one batch is all-or-nothing.
+            let rows: Vec<Row> = (0..rng.gen_range(1..=INSERT_ROWS_MAX))
+                .map(|_| {
+                    loop {
+                        next_id += 1;
+                        let hash = key_hash(std::iter::once(&Value::Int(next_id)));
+                        if hash % table_shards.len() as u64 == u64::from(shard.shard) {
+                            break;
+                        }
+                    }
+                    Row {
+                        id: next_id,
+                        group: rng.gen_range(0..model::GROUP_COUNT as u8),
+                        val: rng.gen_range(-1_000..1_000),
+                    }
+                })
+                .collect();
+            let values: Vec<String> = rows
+                .iter()
+                .map(|r| format!("({}, '{}', {})", r.id, model::group_name(r.group), r.val))
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} (id, grp, val) VALUES {}",
+                shard.table,
+                values.join(", ")
+            );
+            let result = sql_write(coordinator, &sql, patience).await;
+            if result.is_ok() {
+                deletable.entry(shard.clone()).or_default().extend(&rows);
+            }
+            let kind = WriteKind::Insert(rows);
+            record_write(shared, client_id, shard, kind, start, result);
+        } else if choice < 70 {
+            // The rows are all on `shard`; the coordinator asks every shard, and the others
+            // have none of them.
+            let candidates = deletable.get_mut(&shard).expect("checked above");
+            let mut rows = Vec::new();
+            for _ in 0..rng.gen_range(1..=DELETE_ROWS_MAX).min(candidates.len()) {
+                rows.push(candidates.swap_remove(rng.gen_range(0..candidates.len())));
+            }
+            rows.sort_by_key(|r| r.id);
+            let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+            let sql = format!(
+                "DELETE FROM {} WHERE id IN ({})",
+                shard.table,
+                ids.join(", ")
+            );
+            let result = sql_write(coordinator, &sql, patience).await;
+            let kind = WriteKind::Delete(rows);
+            record_write(shared, client_id, shard, kind, start, result);
+        } else {
+            let kind = match rng.gen_range(0..3) {
+                0 => QueryKind::Total,
+                1 => QueryKind::SumOfGroup(rng.gen_range(0..model::GROUP_COUNT as u8)),
+                _ => QueryKind::GroupBy,
+            };
+            let result = sql_statement(coordinator, &kind.sql(&shard.table), patience)
+                .await
+                .and_then(
+                    |answer| match answer.get("rows").and_then(|r| r.as_array()) {
+                        Some(rows) => Answer::of_sql_rows(kind, rows),
+                        None => Err(format!("an answer without rows: {answer}")),
+                    },
+                );
+            let end = sim_now();
+            shared.trace.borrow_mut().push(format!(
+                "{} client{client_id} sql query {kind:?} {} -> {}",
+                end.as_millis(),
+                shard.table,
+                match &result {
+                    Ok(answer) => format!("{:?}", answer.0),
+                    Err(e) => format!("error {e}"),
+                }
+            ));
+            shared
+                .history
+                .borrow_mut()
+                .table_queries
+                .push(TableQueryRecord {
+                    client: client_id,
+                    shards: table_shards,
+                    kind,
+                    start,
+                    end,
+                    result,
+                });
+        }
+    }
+}
+
+/// One statement through the coordinator: its JSON answer when it answered 200.
+async fn sql_statement(
+    coordinator: &str,
+    sql: &str,
+    patience: Duration,
+) -> Result<serde_json::Value, String> {
+    match tokio::time::timeout(patience, post_sql(coordinator, COORDINATOR_PORT, sql)).await {
+        Err(_) => Err(format!(
+            "the client gave up after {} ms",
+            patience.as_millis()
+        )),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok((200, body))) => {
+            serde_json::from_str(&body).map_err(|e| format!("an undecodable answer {body:?}: {e}"))
+        }
+        Ok(Ok((status, body))) => Err(format!("HTTP {status} {body}")),
+    }
+}
+
+/// A write through the coordinator, as [`record_write`] takes it: acknowledged with the rows
+/// it reports when the coordinator answered 200.
+async fn sql_write(
+    coordinator: &str,
+    sql: &str,
+    patience: Duration,
+) -> Result<(u64, String), String> {
+    let answer = sql_statement(coordinator, sql, patience).await?;
+    let count = answer
+        .get("rows_affected")
+        .and_then(|n| n.as_u64())
+        .ok_or_else(|| format!("an answer without rows_affected: {answer}"))?;
+    Ok((count, format!("ok via {coordinator} rows_affected={count}")))
 }
 
 /// Move shards while the clients write: each move replaces one voter of a shard with a node
@@ -676,13 +961,27 @@ async fn with_patience<T>(
     }
 }
 
+/// A direct write's outcome as [`record_write`] takes it.
+fn direct_outcome(
+    result: node::Result<node::client::WriteOutcome>,
+) -> Result<(u64, String), String> {
+    match result {
+        Ok(outcome) => Ok((
+            outcome.count,
+            format!("ok count={} index={}", outcome.count, outcome.log_index),
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Record a write: `Ok((rows it reported, what the client was told))` when acknowledged.
 fn record_write(
     shared: &Shared,
     client_id: u64,
     shard: ShardKey,
     kind: WriteKind,
     start: Duration,
-    result: node::Result<node::client::WriteOutcome>,
+    result: Result<(u64, String), String>,
 ) {
     let end = sim_now();
     let what = match &kind {
@@ -690,16 +989,8 @@ fn record_write(
         WriteKind::Delete(rows) => format!("delete {}", rows.len()),
     };
     let (outcome, reported_count, told) = match result {
-        Ok(outcome) => (
-            WriteOutcome::Acknowledged,
-            Some(outcome.count),
-            format!("ok count={} index={}", outcome.count, outcome.log_index),
-        ),
-        Err(e) => (
-            WriteOutcome::Failed(e.to_string()),
-            None,
-            format!("error {e}"),
-        ),
+        Ok((count, told)) => (WriteOutcome::Acknowledged, Some(count), told),
+        Err(e) => (WriteOutcome::Failed(e.clone()), None, format!("error {e}")),
     };
     shared.trace.borrow_mut().push(format!(
         "{} client{client_id} {what} {shard} -> {told}",
@@ -823,12 +1114,14 @@ struct FaultDriver {
     shards: Vec<ShardKey>,
     started: usize,
     crashed: BTreeSet<NodeId>,
+    crashed_coordinators: BTreeSet<u64>,
 }
 
 /// What an episode did, so its end can undo exactly that.
 #[derive(Debug, Clone)]
 enum Applied {
     Crashed(NodeId),
+    CoordinatorCrashed(u64),
     Partitioned(Vec<(String, String)>),
     PartitionedOneWay(String, String),
     Held(Vec<(String, String)>),
@@ -856,6 +1149,7 @@ impl FaultDriver {
             shards,
             started: 0,
             crashed: BTreeSet::new(),
+            crashed_coordinators: BTreeSet::new(),
         }
     }
 
@@ -920,21 +1214,8 @@ impl FaultDriver {
                 if self.crashed.contains(node) {
                     return Applied::Nothing;
                 }
-                // The crash drops the node's tasks in an order that depends on tokio's task
-                // ids, which count across the process; the segments its dropped connections
-                // would send (FIN, RST) are cut off, so that order decides nothing. Peers learn
-                // of the crash as from a machine that lost power: their next segment on an
-                // old connection is answered with a reset, idle ones by keep-alive.
                 let name = node_name(*node);
-                let others: Vec<&String> = self.hosts.iter().filter(|h| **h != name).collect();
-                for other in &others {
-                    sim.partition(name.as_str(), other.as_str());
-                }
-                sim.crash(name.as_str());
-                for other in &others {
-                    sim.repair(name.as_str(), other.as_str());
-                }
-                self.reapply_links_of(sim, &name);
+                self.crash_host(sim, &name);
                 if *torn_log {
                     let torn = tear_a_log(&self.data_root.join(&name), rng);
                     observer.trace.push(format!(
@@ -1034,7 +1315,47 @@ impl FaultDriver {
                 );
                 Applied::Slow(a.clone(), b.clone())
             }
+            Fault::CrashCoordinator { coordinator } => {
+                if !self.crashed_coordinators.insert(*coordinator) {
+                    return Applied::Nothing;
+                }
+                self.crash_host(sim, &coordinator_name(*coordinator));
+                Applied::CoordinatorCrashed(*coordinator)
+            }
+            Fault::IsolateCoordinator {
+                coordinator,
+                from_clients,
+            } => {
+                let name = coordinator_name(*coordinator);
+                let pairs: Vec<_> = self
+                    .hosts
+                    .iter()
+                    .filter(|h| h.starts_with("node") || (*from_clients && h.starts_with("client")))
+                    .map(|other| (name.clone(), other.clone()))
+                    .collect();
+                for (a, b) in &pairs {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                Applied::Partitioned(pairs)
+            }
         }
+    }
+
+    /// Crash a host (a node or a coordinator). The crash drops the host's tasks in an order
+    /// that depends on tokio's task ids, which count across the process; the segments its
+    /// dropped connections would send (FIN, RST) are cut off, so that order decides nothing.
+    /// Peers learn of the crash as from a machine that lost power: their next segment on an
+    /// old connection is answered with a reset, idle ones by keep-alive.
+    fn crash_host(&self, sim: &mut turmoil::Sim<'_>, name: &str) {
+        let others: Vec<&String> = self.hosts.iter().filter(|h| *h != name).collect();
+        for other in &others {
+            sim.partition(name, other.as_str());
+        }
+        sim.crash(name);
+        for other in &others {
+            sim.repair(name, other.as_str());
+        }
+        self.reapply_links_of(sim, name);
     }
 
     /// Put back what active episodes did to `host`'s links (after they were reset).
@@ -1064,6 +1385,10 @@ impl FaultDriver {
             Applied::Crashed(node) => {
                 sim.bounce(node_name(node));
                 self.crashed.remove(&node);
+            }
+            Applied::CoordinatorCrashed(coordinator) => {
+                sim.bounce(coordinator_name(coordinator));
+                self.crashed_coordinators.remove(&coordinator);
             }
             Applied::Partitioned(pairs) => {
                 for (a, b) in pairs {
@@ -1108,6 +1433,10 @@ impl FaultDriver {
         for node in std::mem::take(&mut self.crashed) {
             Self::log(observer, now, format!("heal restart node{node}"));
             sim.bounce(node_name(node));
+        }
+        for coordinator in std::mem::take(&mut self.crashed_coordinators) {
+            Self::log(observer, now, format!("heal restart coord{coordinator}"));
+            sim.bounce(coordinator_name(coordinator));
         }
     }
 }

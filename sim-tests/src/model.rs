@@ -15,7 +15,15 @@
 //!   that a linearization point between its start and end allows: every write acknowledged
 //!   before it started, none started after it ended, of those in between (and of
 //!   unacknowledged writes that took effect) any subset closed under real-time order — with a
-//!   write, every write acknowledged before it started (a delete's inserts among them).
+//!   write, every write acknowledged before it started (a delete's inserts among them);
+//! * a query through the coordinator asks every shard of a table, and each shard answers at
+//!   its own instant: its answer must be a sum of one answer per shard, each one that a
+//!   linearization point of that shard between the query's start and end allows (checked by
+//!   enumerating each shard's possible answers and looking for the sum).
+//!
+//! Writes through the coordinator are recorded like direct ones, on the one shard they touch:
+//! a coordinator INSERT names rows whose primary key routes them all to one shard, and a
+//! coordinator DELETE names rows of one shard by id (the other shards have none of them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,6 +37,8 @@ use rhizome_core::value::{DataType, Value};
 pub const GROUP_COUNT: usize = 4;
 /// Uncertain writes beyond which a query's answer is not checked (2^n candidate sets).
 pub const UNCERTAIN_WRITES_MAX: usize = 16;
+/// Combinations of per-shard answers beyond which a coordinator query is not checked.
+pub const SHARD_ANSWER_COMBINATIONS_MAX: usize = 1 << 20;
 
 /// The schema of every simulated table: a unique id, a group, a value.
 pub fn schema() -> Schema {
@@ -109,6 +119,8 @@ pub enum QueryKind {
     SumOfGroup(u8),
     /// COUNT(*), SUM(val) GROUP BY grp.
     GroupBy,
+    /// COUNT(*), SUM(val) of every row (asked through the coordinator).
+    Total,
 }
 
 impl QueryKind {
@@ -131,6 +143,27 @@ impl QueryKind {
                 group_by: vec!["grp".into()],
                 aggregates,
             },
+            QueryKind::Total => ShardQuery {
+                filter: Condition::True,
+                group_by: Vec::new(),
+                aggregates,
+            },
+        }
+    }
+
+    /// The SQL statement asking the same of a whole table (not for [`QueryKind::Count`]).
+    pub fn sql(&self, table: &str) -> String {
+        match self {
+            QueryKind::Count | QueryKind::Total => {
+                format!("SELECT COUNT(*), SUM(val) FROM {table}")
+            }
+            QueryKind::SumOfGroup(group) => format!(
+                "SELECT COUNT(*), SUM(val) FROM {table} WHERE grp = '{}'",
+                group_name(*group)
+            ),
+            QueryKind::GroupBy => {
+                format!("SELECT grp, COUNT(*), SUM(val) FROM {table} GROUP BY grp")
+            }
         }
     }
 }
@@ -141,7 +174,7 @@ impl QueryKind {
 pub struct Answer(pub BTreeMap<String, (i64, i128)>);
 
 impl Answer {
-    fn add(&mut self, key: &str, count: i64, sum: i128) {
+    pub fn add(&mut self, key: &str, count: i64, sum: i128) {
         let entry = self.0.entry(key.to_string()).or_insert((0, 0));
         entry.0 += count;
         entry.1 += sum;
@@ -156,6 +189,50 @@ impl Answer {
             out.add(key, *count, *sum);
         }
         out
+    }
+
+    fn minus(&self, other: &Answer) -> Answer {
+        let mut out = self.clone();
+        for (key, (count, sum)) in &other.0 {
+            out.add(key, -*count, -*sum);
+        }
+        out
+    }
+
+    /// The answer of a coordinator's JSON result of [`QueryKind::sql`]: rows of
+    /// `[count, sum]`, or `[grp, count, sum]` when grouped (a SUM of no rows is null).
+    pub fn of_sql_rows(kind: QueryKind, rows: &[serde_json::Value]) -> Result<Answer, String> {
+        let number = |value: &serde_json::Value| -> Result<i128, String> {
+            match value {
+                serde_json::Value::Null => Ok(0),
+                serde_json::Value::Number(n) => n
+                    .as_i64()
+                    .map(i128::from)
+                    .ok_or_else(|| format!("not an integer: {n}")),
+                serde_json::Value::String(text) => text
+                    .parse::<i128>()
+                    .map_err(|e| format!("not an integer: {text:?}: {e}")),
+                other => Err(format!("not a number: {other}")),
+            }
+        };
+        let mut answer = Answer::default();
+        for row in rows {
+            let cells = row
+                .as_array()
+                .ok_or_else(|| format!("a row that is not an array: {row}"))?;
+            let (key, count, sum) = match (kind, cells.as_slice()) {
+                (QueryKind::GroupBy, [serde_json::Value::String(group), count, sum]) => {
+                    (group.clone(), count, sum)
+                }
+                (QueryKind::Total | QueryKind::SumOfGroup(_), [count, sum]) => {
+                    ("all".to_string(), count, sum)
+                }
+                _ => return Err(format!("unexpected row {row} for {kind:?}")),
+            };
+            let count = i64::try_from(number(count)?).map_err(|e| e.to_string())?;
+            answer.add(&key, count, number(sum)?);
+        }
+        Ok(answer)
     }
 
     /// The answer of a count RPC.
@@ -206,6 +283,7 @@ impl Answer {
                 QueryKind::GroupBy => {
                     answer.add(&group_name(row.group), sign, i128::from(sign * row.val))
                 }
+                QueryKind::Total => answer.add("all", sign, i128::from(sign * row.val)),
             }
         }
         answer
@@ -222,11 +300,25 @@ pub struct QueryRecord {
     pub result: Result<Answer, String>,
 }
 
+/// A query of a whole table through the coordinator: every shard asked, each at its own
+/// instant within `[start, end]`.
+#[derive(Debug, Clone)]
+pub struct TableQueryRecord {
+    pub client: u64,
+    /// Every shard of the table.
+    pub shards: Vec<ShardKey>,
+    pub kind: QueryKind,
+    pub start: Duration,
+    pub end: Duration,
+    pub result: Result<Answer, String>,
+}
+
 /// Everything the clients did, in the order they finished.
 #[derive(Debug, Default)]
 pub struct History {
     pub writes: Vec<WriteRecord>,
     pub queries: Vec<QueryRecord>,
+    pub table_queries: Vec<TableQueryRecord>,
 }
 
 /// A shard's rows as read back: id → (group, val, how many times the id is present).
@@ -406,41 +498,50 @@ pub struct QueryStats {
     pub errors: usize,
     /// Too many writes in flight to enumerate.
     pub unchecked: usize,
+    /// Of the checked ones, queries of whole tables through the coordinator.
+    pub through_coordinator: usize,
 }
 
-/// Check every answered query against the writes a linearization point allows.
-pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats, Vec<String>> {
-    let mut stats = QueryStats::default();
-    let mut problems = Vec::new();
-    for query in &history.queries {
-        let observed = match &query.result {
-            Ok(answer) => answer,
-            Err(_) => {
-                stats.errors += 1;
-                continue;
-            }
-        };
+/// What a query's interval leaves open on one shard: the answer of the writes certainly in
+/// it, and the contributions of the writes that may or may not be.
+struct Window {
+    base: Answer,
+    definitely_in: usize,
+    contributions: Vec<Answer>,
+    /// Per uncertain write, the uncertain writes a set holding it must hold too.
+    needs: Vec<Vec<usize>>,
+}
+
+impl Window {
+    /// `None` when more than [`UNCERTAIN_WRITES_MAX`] writes are uncertain.
+    fn of(
+        history: &History,
+        effects: &Effects,
+        shard: &ShardKey,
+        kind: QueryKind,
+        start: Duration,
+        end: Duration,
+    ) -> Option<Window> {
         let mut base = Answer::default();
-        let mut definitely_in = BTreeSet::new();
+        let mut definitely_in = 0;
         let mut uncertain = Vec::new();
         for (index, write) in history.writes.iter().enumerate() {
-            if write.shard != query.shard || !effects.applied[index] || write.start > query.end {
+            if write.shard != *shard || !effects.applied[index] || write.start > end {
                 continue;
             }
-            if write.acknowledged() && write.end < query.start {
-                base = base.plus(&Answer::contribution(query.kind, &write.kind));
-                definitely_in.insert(index);
+            if write.acknowledged() && write.end < start {
+                base = base.plus(&Answer::contribution(kind, &write.kind));
+                definitely_in += 1;
             } else {
                 uncertain.push(index);
             }
         }
         if uncertain.len() > UNCERTAIN_WRITES_MAX {
-            stats.unchecked += 1;
-            continue;
+            return None;
         }
         let contributions: Vec<Answer> = uncertain
             .iter()
-            .map(|&i| Answer::contribution(query.kind, &history.writes[i].kind))
+            .map(|&i| Answer::contribution(kind, &history.writes[i].kind))
             .collect();
         // Real-time order: a write acknowledged before another started took effect before it,
         // so a set holding the later one holds the earlier one. (A delete's inserts are among
@@ -460,22 +561,83 @@ pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats,
                     .collect()
             })
             .collect();
-        let matched = (0u32..1 << uncertain.len()).any(|mask| {
-            let chosen = |position: usize| mask & (1 << position) != 0;
-            let allowed =
-                (0..uncertain.len()).all(|p| !chosen(p) || needs[p].iter().all(|&n| chosen(n)));
-            if !allowed {
-                return false;
+        Some(Window {
+            base,
+            definitely_in,
+            contributions,
+            needs,
+        })
+    }
+
+    /// The answer of the uncertain writes in `mask` (with the certain ones), if real-time
+    /// order allows that set.
+    fn answer(&self, mask: u32) -> Option<Answer> {
+        let chosen = |position: usize| mask & (1 << position) != 0;
+        let allowed = (0..self.contributions.len())
+            .all(|p| !chosen(p) || self.needs[p].iter().all(|&n| chosen(n)));
+        if !allowed {
+            return None;
+        }
+        let mut answer = self.base.clone();
+        for (p, contribution) in self.contributions.iter().enumerate() {
+            if chosen(p) {
+                answer = answer.plus(contribution);
             }
-            let mut answer = base.clone();
-            for (p, contribution) in contributions.iter().enumerate() {
-                if chosen(p) {
-                    answer = answer.plus(contribution);
-                }
+        }
+        Some(answer)
+    }
+
+    fn masks(&self) -> std::ops::Range<u32> {
+        0u32..1 << self.contributions.len()
+    }
+
+    fn explains(&self, observed: &Answer) -> bool {
+        self.masks()
+            .any(|mask| self.answer(mask).is_some_and(|a| a == *observed))
+    }
+
+    /// Every answer the window allows.
+    fn answers(&self) -> BTreeSet<Answer> {
+        self.masks().filter_map(|mask| self.answer(mask)).collect()
+    }
+}
+
+/// Whether `target` is a sum of one answer from each set.
+fn sum_of_one_each(sets: &[BTreeSet<Answer>], target: &Answer) -> bool {
+    match sets {
+        [] => *target == Answer::default(),
+        [last] => last.contains(target),
+        [first, rest @ ..] => first
+            .iter()
+            .any(|answer| sum_of_one_each(rest, &target.minus(answer))),
+    }
+}
+
+/// Check every answered query against the writes a linearization point allows: a direct
+/// query against one point on its shard, a coordinator's against one point per shard.
+pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats, Vec<String>> {
+    let mut stats = QueryStats::default();
+    let mut problems = Vec::new();
+    for query in &history.queries {
+        let observed = match &query.result {
+            Ok(answer) => answer,
+            Err(_) => {
+                stats.errors += 1;
+                continue;
             }
-            answer == *observed
-        });
-        if matched {
+        };
+        let Some(window) = Window::of(
+            history,
+            effects,
+            &query.shard,
+            query.kind,
+            query.start,
+            query.end,
+        ) else {
+            stats.unchecked += 1;
+            continue;
+        };
+        if window.explains(observed) {
             stats.checked += 1;
         } else {
             problems.push(format!(
@@ -488,9 +650,66 @@ pub fn check_queries(history: &History, effects: &Effects) -> Result<QueryStats,
                 query.start,
                 query.end,
                 observed.0,
-                definitely_in.len(),
-                base.0,
-                uncertain.len()
+                window.definitely_in,
+                window.base.0,
+                window.contributions.len()
+            ));
+        }
+    }
+    for query in &history.table_queries {
+        let observed = match &query.result {
+            Ok(answer) => answer,
+            Err(_) => {
+                stats.errors += 1;
+                continue;
+            }
+        };
+        let windows: Option<Vec<Window>> = query
+            .shards
+            .iter()
+            .map(|shard| Window::of(history, effects, shard, query.kind, query.start, query.end))
+            .collect();
+        let Some(windows) = windows else {
+            stats.unchecked += 1;
+            continue;
+        };
+        let sets: Vec<BTreeSet<Answer>> = windows.iter().map(Window::answers).collect();
+        // The sum is looked up in the last shard's set: every combination of the others is
+        // tried.
+        let combinations = sets[..sets.len().saturating_sub(1)]
+            .iter()
+            .try_fold(1usize, |n, set| n.checked_mul(set.len()));
+        if combinations.is_none_or(|n| n > SHARD_ANSWER_COMBINATIONS_MAX) {
+            stats.unchecked += 1;
+            continue;
+        }
+        if sum_of_one_each(&sets, observed) {
+            stats.checked += 1;
+            stats.through_coordinator += 1;
+        } else {
+            let bases: Vec<_> = query
+                .shards
+                .iter()
+                .zip(&windows)
+                .map(|(shard, w)| {
+                    format!(
+                        "{shard}: {:?} + {} in flight",
+                        w.base.0,
+                        w.contributions.len()
+                    )
+                })
+                .collect();
+            problems.push(format!(
+                "client {} coordinator query {:?} of {} shards during [{:?}, {:?}] answered {:?}; \
+                 no sum of one answer per shard that its interval allows explains it (per shard, \
+                 the acknowledged writes' answer and the writes in flight: {})",
+                query.client,
+                query.kind,
+                query.shards.len(),
+                query.start,
+                query.end,
+                observed.0,
+                bases.join("; ")
             ));
         }
     }
@@ -549,6 +768,7 @@ mod tests {
                 insert(1, &[(3, 0, 30)], 6, 9, false),
             ],
             queries: Vec::new(),
+            table_queries: Vec::new(),
         };
         let good = check_final_contents(&history, &contents(&[(1, 0, 10, 1), (2, 1, 20, 1)]))
             .expect("a matching state passes");
@@ -577,6 +797,7 @@ mod tests {
                 insert(2, &[(2, 0, 7)], 10, 20, true),
             ],
             queries: Vec::new(),
+            table_queries: Vec::new(),
         };
         let effects = Effects {
             applied: vec![true, true],
@@ -598,6 +819,7 @@ mod tests {
                 &History {
                     writes: history.writes.clone(),
                     queries,
+                    table_queries: Vec::new(),
                 },
                 &effects,
             )
@@ -644,6 +866,7 @@ mod tests {
                         end: Duration::from_millis(50),
                         result: Ok(answer),
                     }],
+                    table_queries: Vec::new(),
                 },
                 &Effects {
                     applied: vec![true, true],
@@ -654,5 +877,80 @@ mod tests {
             assert!(check(count, sum).is_ok(), "({count}, {sum}) is allowed");
         }
         assert!(check(1, 7).is_err(), "the later write without the earlier");
+    }
+
+    #[test]
+    fn coordinator_query_check_allows_one_point_per_shard_and_nothing_else() {
+        // Proves: a query of a whole table may see one shard after a write and another shard
+        // before a later one (each shard read at its own instant), but its answer must be a sum
+        // of answers each shard's interval allows: a missed acknowledged write, a number no
+        // write gives, or a write seen before it started are reported.
+        let on = |shard: u32, mut write: WriteRecord| {
+            write.shard = ShardKey::new("t", shard);
+            write
+        };
+        let writes = vec![
+            on(0, insert(1, &[(1, 0, 10)], 0, 5, true)),
+            on(1, insert(1, &[(2, 1, 20)], 0, 5, true)),
+            // In flight during the query, one per shard.
+            on(0, insert(2, &[(3, 0, 7)], 12, 30, true)),
+            on(1, insert(2, &[(4, 1, 3)], 12, 30, false)),
+        ];
+        let check = |start, end, count, sum| {
+            let mut answer = Answer::default();
+            answer.add("all", count, sum);
+            check_queries(
+                &History {
+                    writes: writes.clone(),
+                    queries: Vec::new(),
+                    table_queries: vec![TableQueryRecord {
+                        client: 3,
+                        shards: vec![ShardKey::new("t", 0), ShardKey::new("t", 1)],
+                        kind: QueryKind::Total,
+                        start: Duration::from_millis(start),
+                        end: Duration::from_millis(end),
+                        result: Ok(answer),
+                    }],
+                },
+                &Effects {
+                    applied: vec![true; 4],
+                },
+            )
+        };
+        for (count, sum) in [(2, 30), (3, 37), (3, 33), (4, 40)] {
+            let stats = check(10, 20, count, sum).expect("allowed");
+            assert_eq!((stats.checked, stats.through_coordinator), (1, 1));
+        }
+        assert!(
+            check(10, 20, 1, 10).is_err(),
+            "missed an acknowledged write"
+        );
+        assert!(check(10, 20, 2, 31).is_err(), "a sum nobody wrote");
+        assert!(check(6, 8, 3, 37).is_err(), "saw a write before it started");
+        assert!(
+            check(40, 50, 3, 33).is_err(),
+            "missed a write acknowledged before it"
+        );
+    }
+
+    #[test]
+    fn coordinator_answers_are_read_from_json_rows() {
+        // Proves: the coordinator's JSON rows become the same answer the model computes, a
+        // SUM of no rows (null) counts as zero, and a malformed row is an error.
+        let rows = |json: &str| -> Vec<serde_json::Value> {
+            serde_json::from_str(json).expect("test JSON parses")
+        };
+        let mut expected = Answer::default();
+        expected.add("g0", 2, -5);
+        expected.add("g3", 1, 7);
+        assert_eq!(
+            Answer::of_sql_rows(QueryKind::GroupBy, &rows(r#"[["g0",2,-5],["g3",1,"7"]]"#)),
+            Ok(expected)
+        );
+        assert_eq!(
+            Answer::of_sql_rows(QueryKind::Total, &rows("[[0,null]]")),
+            Ok(Answer::default())
+        );
+        assert!(Answer::of_sql_rows(QueryKind::Total, &rows("[[1]]")).is_err());
     }
 }

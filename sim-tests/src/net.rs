@@ -2,6 +2,10 @@
 //! connect over turmoil's TCP, and the stream of accepted turmoil connections that
 //! [`node::app::serve`] serves on. Everything above these two seams (tonic, hyper,
 //! the Raft network, the services, the client) is the production code.
+//!
+//! The coordinator's HTTP endpoint is served the same way: [`SimListener`] is the listener
+//! `axum::serve` accepts turmoil connections from (the production router and handlers above
+//! it), and [`post_sql`] is a hyper HTTP/1.1 client of it over turmoil TCP.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -110,4 +114,79 @@ pub fn incoming(
         let accepted = listener.accept().await.map(|(stream, _)| SimStream(stream));
         Some((accepted, listener))
     })
+}
+
+/// A turmoil listener as `axum::serve` takes it: the coordinator's HTTP router serves on it.
+pub struct SimListener(pub turmoil::net::TcpListener);
+
+impl std::fmt::Debug for SimListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SimListener")
+            .field(&self.0.local_addr().ok())
+            .finish()
+    }
+}
+
+impl axum::serve::Listener for SimListener {
+    type Io = turmoil::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok(accepted) => return accepted,
+                // As axum does with a real listener: wait a little and accept again.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// `POST /v1/sql` with `sql` as the body to `host:port`, over a new turmoil TCP connection:
+/// the answer's status and body, or why there was none.
+pub async fn post_sql(host: &str, port: u16, sql: &str) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+
+    let stream = turmoil::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    // The connection's task ends with the exchange, or when the caller gives up on it.
+    let _driver = AbortOnDrop(tokio::spawn(connection));
+    let request = hyper::Request::post("/v1/sql")
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "text/plain")
+        .body(Full::new(Bytes::from(sql.to_string())))
+        .map_err(|e| format!("building the request: {e}"))?;
+    let exchange = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP request: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("HTTP body: {e}"))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    exchange.await
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

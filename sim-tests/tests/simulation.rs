@@ -27,12 +27,16 @@ fn report_line(line: &str) {
 
 fn summary(report: &Report) -> String {
     format!(
-        "{} writes ({} acknowledged, {} unacknowledged but applied), queries {} checked / {} \
-         errors / {} unchecked, {} fault episodes, {} terms with two leaders, {:.1} s simulated",
+        "{} writes ({} acknowledged, {} unacknowledged but applied; {} through the coordinator, \
+         {} of them acknowledged), queries {} checked ({} through the coordinator) / {} errors \
+         / {} unchecked, {} fault episodes, {} terms with two leaders, {:.1} s simulated",
         report.writes,
         report.acknowledged,
         report.applied_unacknowledged,
+        report.sql_writes,
+        report.sql_acknowledged,
         report.queries.checked,
+        report.queries.through_coordinator,
         report.queries.errors,
         report.queries.unchecked,
         report.episodes,
@@ -43,9 +47,11 @@ fn summary(report: &Report) -> String {
 
 #[test]
 fn a_healthy_cluster_acknowledges_every_write_and_answers_every_query_right() {
-    // Proves: with no faults, 3 nodes serving 4 shards over the simulated network acknowledge
-    // every write, the final contents hold every acknowledged row exactly once, every query
-    // equals the model's answer at some point of its interval, replicas converge.
+    // Proves: with no faults, 3 nodes serving 4 shards over the simulated network, and the
+    // coordinator serving SQL over HTTP, acknowledge every write (direct and SQL), the final
+    // contents hold every acknowledged row exactly once, every query (one shard, or a whole
+    // table through the coordinator) equals the model's answer at some point of its interval
+    // (per shard), replicas converge.
     init_logs();
     let mut config = SimConfig::new(7);
     config.faults = false;
@@ -57,6 +63,14 @@ fn a_healthy_cluster_acknowledges_every_write_and_answers_every_query_right() {
     );
     assert!(report.writes > 40, "the workload wrote");
     assert!(report.queries.checked > 10, "queries were checked");
+    assert!(
+        report.sql_writes > 20,
+        "SQL clients wrote through the coordinator"
+    );
+    assert!(
+        report.queries.through_coordinator > 5,
+        "coordinator queries were checked"
+    );
     assert_eq!(report.queries.errors + report.queries.unchecked, 0);
 }
 
@@ -127,6 +141,7 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     let results = seeds::run_all(&seeds, false, |seed| harness::run(&SimConfig::new(seed)));
     let mut failures = Vec::new();
     let mut totals = (0, 0, 0, 0, 0);
+    let mut through_coordinator = (0, 0, 0);
     for (seed, result) in &results {
         match result {
             Ok(report) => {
@@ -135,6 +150,9 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
                 totals.2 += report.queries.checked;
                 totals.3 += report.queries.errors;
                 totals.4 += report.episodes;
+                through_coordinator.0 += report.sql_writes;
+                through_coordinator.1 += report.sql_acknowledged;
+                through_coordinator.2 += report.queries.through_coordinator;
                 if seeds::replaying() {
                     println!("seed {seed}: {}", summary(report));
                     if let Ok(dir) = std::env::var("SIM_TRACE_DIR") {
@@ -155,7 +173,8 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     }
     report_line(&format!(
         "sim: {} seeds in {:.0} s, {} passed, {} failed {:?}; {} writes ({} acknowledged), \
-         {} queries checked, {} query errors, {} fault episodes",
+         {} queries checked, {} query errors, {} fault episodes; through the coordinator {} \
+         writes ({} acknowledged), {} queries checked",
         results.len(),
         started.elapsed().as_secs_f64(),
         results.len() - failures.len(),
@@ -165,7 +184,10 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
         totals.1,
         totals.2,
         totals.3,
-        totals.4
+        totals.4,
+        through_coordinator.0,
+        through_coordinator.1,
+        through_coordinator.2
     ));
     assert!(
         failures.is_empty(),
@@ -218,16 +240,21 @@ fn the_canary_acknowledging_writes_before_commit_is_caught() {
 #[cfg(feature = "canary")]
 #[test]
 fn the_canary_answering_queries_without_confirming_leadership_is_caught() {
-    // Proves: the query check catches stale reads — replicas answering from their own state
-    // without the leader confirming it still leads — within the CI seed budget: some query
-    // misses a write acknowledged before it started.
+    // Proves: the checks catch stale reads — replicas answering from their own state without
+    // the leader confirming it still leads — within the CI seed budget: some query (on one
+    // shard, or a whole table through the coordinator) misses a write acknowledged before it
+    // started, or the final read, which takes the same read path, misses acknowledged writes
+    // (a replica moved off a shard answering for it).
     init_logs();
     let (_, _, failure) = catch(Canary::StaleReads);
     assert!(
         failure
             .problems
             .iter()
-            .any(|p| p.contains("no choice of the")),
-        "caught by the query check: {failure}"
+            .any(|p| p.contains("no choice of the")
+                || p.contains("no sum of one answer per shard")
+                || (p.contains("acknowledged insert") && p.contains("lost"))
+                || (p.contains("acknowledged delete") && p.contains("left"))),
+        "caught by the query check or the final read: {failure}"
     );
 }
