@@ -1257,6 +1257,89 @@ async fn a_join_cut_short_is_finished_by_joining_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_moved_off_that_missed_its_close_is_closed_by_the_next_join() {
+    // Proves (regression, found by the simulation): a move that was made and recorded but
+    // whose old replica never closed the group (it was down when told to) does not leave that
+    // replica behind for good: the next Join's stray-replica sweep closes every group a
+    // listed node hosts that the shard map does not place there, and nothing else.
+    bounded(async {
+        let mut cluster = Cluster::start(3, fast_settings()).await;
+        let client = cluster.client(27);
+        client
+            .create_table(&cluster.peers[&1], "z", &schema(), 6, 2)
+            .await
+            .expect("create table");
+        let keys: Vec<ShardKey> = (0..6).map(|s| ShardKey::new("z", s)).collect();
+        for (s, key) in keys.iter().enumerate() {
+            insert_batches(&client, key, s as i64 * 1_000, 2, 10).await;
+        }
+        let (before, _) = client.metadata().await.expect("metadata");
+        let new = cluster.add_node().await;
+        let wanted: Vec<Vec<NodeId>> = keys
+            .iter()
+            .map(|k| rhizome_node::placement::replicas(k, &[1, 2, 3, new], 2))
+            .collect();
+        let moved = (0..keys.len())
+            .find(|&s| sorted(&before.tables["z"].placement[s]) != sorted(&wanted[s]))
+            .expect("some shard moves");
+        let stray = *before.tables["z"].placement[moved]
+            .iter()
+            .find(|id| !wanted[moved].contains(id))
+            .expect("a replica moves off");
+
+        // What a move whose old replica missed the close leaves: made, recorded, not closed.
+        let node = cluster.node(1).clone();
+        let listed = node
+            .meta_propose(rhizome_node::meta::MetaCommand::AddNode {
+                id: new,
+                addr: cluster.peers[&new].clone(),
+            })
+            .await
+            .expect("node listed");
+        assert_eq!(listed, rhizome_node::meta::MetaOutcome::Done);
+        let members: BTreeMap<NodeId, String> = wanted[moved]
+            .iter()
+            .map(|&id| (id, cluster.peers[&id].clone()))
+            .collect();
+        client
+            .change_replicas(&keys[moved], &members)
+            .await
+            .expect("moved by hand");
+        let recorded = node
+            .meta_propose(rhizome_node::meta::MetaCommand::SetPlacement {
+                table: "z".into(),
+                shard: moved as u32,
+                members: wanted[moved].clone(),
+            })
+            .await
+            .expect("move recorded");
+        assert_eq!(recorded, rhizome_node::meta::MetaOutcome::Done);
+        assert!(
+            cluster.node(stray).group(&keys[moved]).is_ok(),
+            "the replica moved off still hosts the group"
+        );
+
+        client
+            .join(new, &cluster.peers[&new])
+            .await
+            .expect("the join finishes");
+        for (s, key) in keys.iter().enumerate() {
+            for id in 1..=new {
+                assert_eq!(
+                    cluster.node(id).group(key).is_ok(),
+                    wanted[s].contains(&id),
+                    "node {id} hosts {key} iff placed there"
+                );
+            }
+            let (_, records) = cluster.converged_on(key, &wanted[s], 2).await;
+            assert_eq!(records, 20);
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_joining_at_once_are_rebalanced_one_after_the_other() {
     // Proves: Join calls for two new nodes made at the same time, through different nodes,
     // both succeed (the meta leader runs them one at a time), and the end state is the
