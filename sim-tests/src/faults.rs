@@ -2,8 +2,14 @@
 //! fixed simulated times, then a full heal.
 //!
 //! Episodes mostly follow one another with a gap, so the cluster has moments to make
-//! progress; some overlap (two faults at once). An episode's targets that depend on the cluster's state (the current leader of a group) are
-//! resolved when it starts, from the state the seed led to.
+//! progress; some overlap (two faults at once). An episode's targets that depend on the
+//! cluster's state (the current leader of a group) are resolved when it starts, from the state
+//! the seed led to.
+//!
+//! The node faults are drawn over every node host, the spare of a membership seed included
+//! (it may crash or be cut off before, while or after it joins), so joins and leaves run
+//! through crashes and partitions of the meta leader, the shard leaders, the joining and the
+//! leaving node; the driver retries them until they finish.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

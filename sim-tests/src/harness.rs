@@ -3,13 +3,27 @@
 //!
 //! A run has three phases:
 //! 1. *setup*: a client creates the tables and waits until every shard answers;
-//! 2. *workload*: clients insert, delete and query while the driver plays the fault plan;
-//! 3. *heal and check*: every fault is undone, crashed hosts restart, a checker client waits
-//!    until every shard's replicas report one digest and applied index, then reads every
-//!    shard whole; the driver checks the history, the queries and Raft's invariants.
+//! 2. *workload*: clients insert, delete and query while the driver plays the fault plan
+//!    (and, in some seeds, a node joins and another leaves);
+//! 3. *heal and check*: every fault is undone, crashed hosts restart, a join or leave not
+//!    done yet finishes, then a checker client reads the metadata, waits until every shard's
+//!    leader has exactly the recorded replicas as voters and they report one digest and
+//!    applied index, then reads every shard whole; the driver checks the history, the
+//!    queries, Raft's invariants, and that no node hosts a shard group the metadata does not
+//!    place on it (a replica moved off closed its group; a node that left hosts none).
 //!
 //! Hosts are `node<id>` (port [`NODE_PORT`]), `coord<n>` (HTTP on [`COORDINATOR_PORT`]),
-//! `setup`, `client<n>`, `mover` and `checker`.
+//! `setup`, `client<n>`, `mover`, `member` and `checker`.
+//!
+//! * **Membership** ([`SimConfig::spare`], [`SimConfig::leave`]; odd seeds): a spare node
+//!   host runs from the start outside the cluster (the clients and coordinators are not told
+//!   of it). The `member` client asks, through the first nodes, for it to join
+//!   (`Client::join`) at a drawn time during the workload, then in some seeds for one of the
+//!   first nodes to leave (`Client::leave`), each retried every 2 s until it succeeds: the
+//!   faults (the spare is a crash target too) cut rebalances short, and the next attempt
+//!   finishes them. The workload does not wait for them; the check phase does. Clients and
+//!   coordinators learn a joined node from the metadata. Even seeds move shards by hand
+//!   instead (`mover`), which the metadata does not record, so the two never mix.
 //!
 //! * A **coordinator** is the production one: `GrpcCluster` over a [`SimTransport`], the
 //!   `Executor`, and the `coordinator::http` router served by `axum::serve` on a turmoil
@@ -108,13 +122,21 @@ pub struct SimConfig {
     /// Shard moves (`ChangeReplicas`: one voter replaced by a node outside the group) made
     /// while the clients write; needs more nodes than replicas.
     pub moves: usize,
+    /// A spare host, node `nodes + 1`, runs from the start outside the cluster; during the
+    /// workload it is asked to join (`Client::join`, retried until it succeeds).
+    pub spare: bool,
+    /// A node (of the initial ones) asked to leave (`Client::leave`) once the spare joined.
+    pub leave: Option<NodeId>,
 }
 
 impl SimConfig {
-    /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, even
-    /// seeds on 4 nodes with 3 replicas per shard, moving shards while the clients write.
+    /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, with a
+    /// spare node that joins while the clients write (and, when `seed % 4 == 3`, then one of
+    /// the 3 first nodes leaves); even seeds on 4 nodes with 3 replicas per shard, moving
+    /// shards by hand (`ChangeReplicas`) while the clients write.
     pub fn new(seed: u64) -> SimConfig {
         let moving = seed.is_multiple_of(2);
+        let leaving = seed % 4 == 3;
         SimConfig {
             seed,
             nodes: if moving { 4 } else { 3 },
@@ -131,7 +153,14 @@ impl SimConfig {
             canary: None,
             replicas: 3,
             moves: if moving { 4 } else { 0 },
+            spare: !moving,
+            leave: leaving.then(|| 1 + (seed / 4) % 3),
         }
+    }
+
+    /// Every host that runs a node, the spare included.
+    fn all_nodes(&self) -> u64 {
+        self.nodes + u64::from(self.spare)
     }
 
     fn shards(&self) -> Vec<ShardKey> {
@@ -156,6 +185,9 @@ pub struct Report {
     pub episodes: usize,
     /// Terms in which two nodes were both leader (see [`crate::observe`]).
     pub shared_terms: usize,
+    /// Joins and leaves that succeeded.
+    pub joins: usize,
+    pub leaves: usize,
     pub simulated: Duration,
 }
 
@@ -251,10 +283,16 @@ struct Shared {
     setup_done: Cell<bool>,
     clients_done: Cell<u64>,
     mover_done: Cell<bool>,
+    /// The membership driver asked for every join and leave and each succeeded.
+    membership_done: Cell<bool>,
+    joins: Cell<usize>,
+    leaves: Cell<usize>,
     /// What the checker read: per shard, contents and per replica (digest, applied index).
     contents: RefCell<Option<Result<BTreeMap<ShardKey, ShardContents>, String>>>,
     /// Per shard, the converged applied index.
     converged: RefCell<BTreeMap<ShardKey, u64>>,
+    /// Per shard, the replicas the metadata records (read by the checker).
+    placements: RefCell<BTreeMap<ShardKey, BTreeSet<NodeId>>>,
 }
 
 fn boxed(e: node::Error) -> Box<dyn std::error::Error> {
@@ -296,13 +334,23 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let shared = Rc::new(Shared::default());
     let peers: BTreeMap<NodeId, String> =
         (1..=config.nodes).map(|id| (id, node_addr(id))).collect();
+    // Every node host, the spare included: only the checker knows them all from the start
+    // (the clients and coordinators learn a joined node from the metadata).
+    let all_peers: BTreeMap<NodeId, String> = (1..=config.all_nodes())
+        .map(|id| (id, node_addr(id)))
+        .collect();
     let shards = config.shards();
 
-    for id in 1..=config.nodes {
+    for id in 1..=config.all_nodes() {
         let dir = scratch.path().join(node_name(id));
         std::fs::create_dir_all(&dir)
             .map_err(|e| fail(vec![format!("node directory: {e}")], Vec::new()))?;
-        let peers = peers.clone();
+        // The spare knows the cluster's addresses and its own, as `--join` would start it.
+        let peers = if id > config.nodes {
+            all_peers.clone()
+        } else {
+            peers.clone()
+        };
         let shared = shared.clone();
         sim.host(node_name(id), move || {
             let config = NodeConfig {
@@ -461,12 +509,26 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     } else {
         shared.mover_done.set(true);
     }
+    if config.spare {
+        let shared = shared.clone();
+        let peers = peers.clone();
+        let spare = config.all_nodes();
+        let leave = config.leave;
+        let rng = StdRng::seed_from_u64(seed ^ 0x6d65_6d62_6572);
+        sim.client("member", async move {
+            change_membership(rng, peers, spare, leave, &shared).await;
+            shared.membership_done.set(true);
+            Ok(())
+        });
+    } else {
+        shared.membership_done.set(true);
+    }
     let mut plan_rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
     let episodes = if config.faults {
         faults::plan(
             &mut plan_rng,
             PlanSettings {
-                nodes: config.nodes,
+                nodes: config.all_nodes(),
                 clients: config.clients,
                 sql_clients: config.sql_clients,
                 coordinators: config.coordinators,
@@ -479,17 +541,18 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         Vec::new()
     };
     let clients = config.clients + config.sql_clients;
-    let hosts = (1..=config.nodes)
+    let hosts = (1..=config.all_nodes())
         .map(node_name)
         .chain((1..=config.coordinators).map(coordinator_name))
         .chain((1..=clients).map(|c| format!("client{c}")))
         .chain(["setup".to_string()])
         .chain((config.moves > 0).then(|| "mover".to_string()))
+        .chain(config.spare.then(|| "member".to_string()))
         .collect();
     let mut driver = FaultDriver::new(
         episodes,
         workload_start,
-        config.nodes,
+        config.all_nodes(),
         hosts,
         scratch.path().to_path_buf(),
         shards.clone(),
@@ -514,14 +577,34 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         return Err(fail(problems, observer.trace));
     }
 
-    // Phase 3: convergence and the final read.
+    // Phase 3: the joins and leaves not done yet finish, then convergence and the final read.
+    let check_start = sim.elapsed();
+    while !shared.membership_done.get() {
+        if let Err(e) = sim.step() {
+            problems.push(format!("membership after heal: {e}"));
+            break;
+        }
+        observer.observe(sim.elapsed(), &shared.nodes.borrow());
+        if sim.elapsed() > check_start + CHECK_TIME_MAX {
+            problems.push("the joins and leaves did not finish after the heal".into());
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        let mut trace = std::mem::take(&mut *shared.trace.borrow_mut());
+        trace.append(&mut observer.trace);
+        return Err(fail(problems, trace));
+    }
+    // Shards moved by hand (`mover`) are not recorded in the metadata: there the replicas are
+    // the leader's voters; elsewhere they must be the recorded ones.
+    let recorded = config.moves == 0;
     {
         let shared = shared.clone();
-        let peers = peers.clone();
+        let peers = all_peers.clone();
         let shards = shards.clone();
         sim.client("checker", async move {
             let client = Client::new(1_001, peers.clone(), Arc::new(SimTransport::default()));
-            let result = read_back(&client, &peers, &shards, &shared).await;
+            let result = read_back(&client, &peers, &shards, recorded, &shared).await;
             *shared.contents.borrow_mut() = Some(result);
             Ok(())
         });
@@ -539,6 +622,32 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         }
     }
     let simulated = sim.elapsed();
+    // Every shard group a node hosts is one the metadata places on it: a replica moved off
+    // closed its group, and a node that left hosts none.
+    let placements = shared.placements.borrow().clone();
+    for (&id, node) in shared.nodes.borrow().iter().filter(|_| recorded) {
+        for group in node.groups() {
+            let placed = placements.get(&group.key).is_some_and(|p| p.contains(&id));
+            if !placed {
+                let left = if config.leave == Some(id) {
+                    " (it left the cluster)"
+                } else {
+                    ""
+                };
+                problems.push(format!(
+                    "node{id}{left} still hosts {} whose recorded replicas are {:?}",
+                    group.key,
+                    placements.get(&group.key)
+                ));
+            }
+        }
+    }
+    if config.all_nodes() as usize != shared.nodes.borrow().len() {
+        problems.push(format!(
+            "only nodes {:?} run after the heal",
+            shared.nodes.borrow().keys().collect::<Vec<_>>()
+        ));
+    }
     drop(sim);
 
     // The checks.
@@ -573,6 +682,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         queries: QueryStats::default(),
         episodes: episodes_played,
         shared_terms: observer.shared_terms,
+        joins: shared.joins.get(),
+        leaves: shared.leaves.get(),
         simulated,
     };
     match contents {
@@ -926,6 +1037,69 @@ async fn move_replicas(
     }
 }
 
+/// Pause between two attempts of a join or leave that failed.
+const MEMBERSHIP_RETRY_MS: u64 = 2_000;
+
+/// Add the spare node to the cluster while the clients write (`Client::join` through the
+/// first nodes, which forward it to the meta leader), then take `leave` out
+/// (`Client::leave`). Each is retried until it succeeds: both are resumable, so an attempt
+/// cut short by a crash or a partition is finished by the next. The run's workload phase
+/// does not wait for them; the check phase does (after the heal).
+async fn change_membership(
+    mut rng: StdRng,
+    peers: BTreeMap<NodeId, String>,
+    spare: NodeId,
+    leave: Option<NodeId>,
+    shared: &Shared,
+) {
+    let client = Client::new(1_003, peers, Arc::new(SimTransport::default()));
+    let trace = |line: String| {
+        shared
+            .trace
+            .borrow_mut()
+            .push(format!("{} member {line}", sim_now().as_millis()));
+    };
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(2_000..20_000))).await;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.join(spare, &node_addr(spare)).await {
+            Ok(()) => {
+                trace(format!("join node{spare} attempt {attempt} done"));
+                shared.joins.set(shared.joins.get() + 1);
+                break;
+            }
+            Err(e) => trace(format!("join node{spare} attempt {attempt} failed: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(MEMBERSHIP_RETRY_MS)).await;
+    }
+    let Some(leaving) = leave else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..10_000))).await;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.leave(leaving).await {
+            Ok(()) => {
+                trace(format!("leave node{leaving} attempt {attempt} done"));
+                shared.leaves.set(shared.leaves.get() + 1);
+                break;
+            }
+            // An earlier attempt finished the leave but its answer was lost.
+            Err(node::Error::NotFound(e)) if attempt > 1 => {
+                trace(format!(
+                    "leave node{leaving} attempt {attempt}: already gone ({e})"
+                ));
+                shared.leaves.set(shared.leaves.get() + 1);
+                break;
+            }
+            Err(e) => trace(format!("leave node{leaving} attempt {attempt} failed: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(MEMBERSHIP_RETRY_MS)).await;
+    }
+}
+
 /// The voters of a shard's group as its leader reports them (empty when no node leads it).
 async fn leader_voters(
     client: &Client,
@@ -1007,26 +1181,73 @@ fn record_write(
     });
 }
 
-/// Wait until each shard's voters agree (one digest, one applied index), then read every
-/// shard whole through its leader.
+/// Read each shard's recorded replicas from the metadata, wait until its leader's voters are
+/// exactly those (with `recorded_placement`; else whatever they are) and they agree (one digest, one applied index), then read every shard whole
+/// through its leader.
 async fn read_back(
     client: &Client,
     peers: &BTreeMap<NodeId, String>,
     shards: &[ShardKey],
+    recorded_placement: bool,
     shared: &Shared,
 ) -> Result<BTreeMap<ShardKey, ShardContents>, String> {
     let deadline = tokio::time::Instant::now() + CHECK_TIME_MAX / 2;
+    let metadata = loop {
+        match client.metadata().await {
+            Ok((metadata, _)) => break metadata,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(format!("the metadata could not be read: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut placements = BTreeMap::new();
+    for shard in shards {
+        let recorded: BTreeSet<NodeId> = metadata
+            .tables
+            .get(&shard.table)
+            .and_then(|t| t.placement.get(shard.shard as usize))
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default();
+        if let Some(stranger) = recorded.iter().find(|id| !metadata.nodes.contains_key(id)) {
+            return Err(format!(
+                "{shard} is recorded on node{stranger}, which is not in the node list"
+            ));
+        }
+        if let Some(leaving) = recorded.iter().find(|id| metadata.leaving.contains(id)) {
+            return Err(format!(
+                "{shard} is recorded on node{leaving}, which is leaving"
+            ));
+        }
+        placements.insert(shard.clone(), recorded);
+    }
+    shared.trace.borrow_mut().push(format!(
+        "metadata nodes={:?} leaving={:?} placements={placements:?}",
+        metadata.nodes.keys().collect::<Vec<_>>(),
+        metadata.leaving
+    ));
+    *shared.placements.borrow_mut() = placements.clone();
     let mut contents = BTreeMap::new();
     for shard in shards {
+        let recorded = &placements[shard];
+        let mut last = BTreeSet::new();
         loop {
             if tokio::time::Instant::now() > deadline {
-                return Err(format!("{shard}: replicas did not converge"));
+                return Err(format!(
+                    "{shard}: replicas did not converge on the recorded {recorded:?} (the \
+                     leader's voters: {last:?})"
+                ));
             }
             // A linearizable read first: the leader has committed everything of its term.
             if client.count(shard).await.is_err() {
                 continue;
             }
             let voters = leader_voters(client, peers, shard).await;
+            if recorded_placement && voters != *recorded {
+                last = voters;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let mut digests = BTreeSet::new();
             let mut applied = BTreeSet::new();
             for voter in &voters {

@@ -76,6 +76,14 @@ impl Observer {
     pub fn observe(&mut self, now: Duration, nodes: &BTreeMap<NodeId, Arc<Node>>) {
         let ms = now.as_millis();
         for (&id, node) in nodes {
+            // A group the node no longer hosts was closed (its replica moved off, or the node
+            // left): if it comes back, it is a new replica starting from term 0.
+            let hosted: BTreeSet<String> =
+                node.groups().iter().map(|g| g.key.group_name()).collect();
+            self.seen
+                .retain(|(node, group), _| *node != id || hosted.contains(group));
+            self.terms
+                .retain(|(node, group), _| *node != id || hosted.contains(group));
             for group in node.groups() {
                 let name = group.key.group_name();
                 let metrics = group.raft.metrics();

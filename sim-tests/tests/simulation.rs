@@ -29,7 +29,8 @@ fn summary(report: &Report) -> String {
     format!(
         "{} writes ({} acknowledged, {} unacknowledged but applied; {} through the coordinator, \
          {} of them acknowledged), queries {} checked ({} through the coordinator) / {} errors \
-         / {} unchecked, {} fault episodes, {} terms with two leaders, {:.1} s simulated",
+         / {} unchecked, {} fault episodes, {} joins, {} leaves, {} terms with two leaders, \
+         {:.1} s simulated",
         report.writes,
         report.acknowledged,
         report.applied_unacknowledged,
@@ -40,6 +41,8 @@ fn summary(report: &Report) -> String {
         report.queries.errors,
         report.queries.unchecked,
         report.episodes,
+        report.joins,
+        report.leaves,
         report.shared_terms,
         report.simulated.as_secs_f64()
     )
@@ -134,7 +137,8 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     // partitions, held links, loss and latency, every check of the harness holds: no
     // acknowledged write lost or duplicated, unacknowledged writes all-or-nothing, no row
     // nobody wrote, queries right as of a point in their interval, replicas converged, Raft's
-    // invariants held.
+    // invariants held; with nodes joining (odd seeds) and leaving (seeds 3 mod 4) meanwhile,
+    // each shard's replicas are the ones the metadata records and no other node hosts it.
     init_logs();
     let seeds = seeds::selected(seeds::CI_SEED_COUNT);
     let started = Instant::now();
@@ -142,6 +146,7 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     let mut failures = Vec::new();
     let mut totals = (0, 0, 0, 0, 0);
     let mut through_coordinator = (0, 0, 0);
+    let mut membership = (0, 0);
     for (seed, result) in &results {
         match result {
             Ok(report) => {
@@ -153,6 +158,8 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
                 through_coordinator.0 += report.sql_writes;
                 through_coordinator.1 += report.sql_acknowledged;
                 through_coordinator.2 += report.queries.through_coordinator;
+                membership.0 += report.joins;
+                membership.1 += report.leaves;
                 if seeds::replaying() {
                     println!("seed {seed}: {}", summary(report));
                     if let Ok(dir) = std::env::var("SIM_TRACE_DIR") {
@@ -173,8 +180,8 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     }
     report_line(&format!(
         "sim: {} seeds in {:.0} s, {} passed, {} failed {:?}; {} writes ({} acknowledged), \
-         {} queries checked, {} query errors, {} fault episodes; through the coordinator {} \
-         writes ({} acknowledged), {} queries checked",
+         {} queries checked, {} query errors, {} fault episodes, {} joins, {} leaves; through \
+         the coordinator {} writes ({} acknowledged), {} queries checked",
         results.len(),
         started.elapsed().as_secs_f64(),
         results.len() - failures.len(),
@@ -185,6 +192,8 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
         totals.2,
         totals.3,
         totals.4,
+        membership.0,
+        membership.1,
         through_coordinator.0,
         through_coordinator.1,
         through_coordinator.2
