@@ -42,17 +42,15 @@
 //! * A crash tears down the node's tasks in an order that depends on tokio's task ids, which
 //!   count across the process; the driver cuts the node off the network around the crash, so
 //!   the segments its dropped connections would send decide nothing.
-//! * Left as it is: tokio's `select!` picks among ready branches at random, seeded per runtime
-//!   unless built with `--cfg tokio_unstable` (which turmoil would then seed). openraft's core
-//!   loop uses `biased`; the remaining unbiased selects (tonic's accept loop, openraft's
-//!   replication back-off) have not made two runs of a seed in one process differ (100 seeds,
-//!   each twice). h2 expires reset streams by the wall clock. Across processes on a loaded
-//!   machine one seed in one of four 100-seed runs ended one write and one fault episode
-//!   differently, so a replay may, rarely, not follow the original run exactly; these two
-//!   are the suspects. With the coordinator in, two 100-seed runs in separate processes
-//!   again differed by one acknowledged write and one fault episode in total (the
-//!   determinism test, same process, held). Not yet traced; more h2 stream resets (the
-//!   coordinator drops the other shards' calls when one fails) would fit the h2 suspect.
+//! * tokio's own random choices (which ready branch of an unbiased `select!` runs first:
+//!   tonic's accept loop, openraft's replication back-off) follow the seed: the workspace is
+//!   built with `--cfg tokio_unstable` (`.cargo/config.toml`), with which turmoil seeds every
+//!   host's runtime from the simulation's RNG. Before that, 100-seed runs in separate processes
+//!   on a loaded machine twice ended a seed with one acknowledged write and one fault episode
+//!   different from another run's; with it, two 60-seed runs in separate processes, while other
+//!   builds loaded the machine, gave identical totals. (A `RUSTFLAGS` set in the environment
+//!   replaces the config's flags and with them this seeding.) Left as it is: h2 expires
+//!   reset streams by the wall clock.
 //!
 //! ## Choices where the issue is silent
 //!
