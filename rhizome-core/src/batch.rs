@@ -144,11 +144,17 @@ impl ColumnBatch {
                             def.data_type.check_text(text).map_err(|e| bad(r, e))?;
                             bytes.extend_from_slice(text.as_bytes());
                         }
-                        other => {
-                            // Not text: coerce reports the mismatch in its words.
-                            def.data_type.coerce(other).map_err(|e| bad(r, e))?;
-                            unreachable!("only text coerces to a text type");
-                        }
+                        other => match def.data_type.coerce(other).map_err(|e| bad(r, e))? {
+                            // Not text: coerce reports the mismatch in its words, or gives
+                            // the value as checked text.
+                            Value::Text(text) => bytes.extend_from_slice(text.as_bytes()),
+                            coerced => {
+                                return Err(Error::Schema(format!(
+                                    "row {r}, column {}: {coerced:?} is not text",
+                                    def.name
+                                )))
+                            }
+                        },
                     }
                     ends.push(u32::try_from(bytes.len()).map_err(|_| {
                         Error::Schema(format!(

@@ -67,23 +67,6 @@ impl ColumnShard {
         self.rhizomes.get(symbol)
     }
 
-    /// Append record `id` (the next local id) with a value already checked against the type.
-    pub fn append(&mut self, id: RecordId, value: &Value) -> Result<()> {
-        debug_assert_eq!(
-            id,
-            self.records.len() as RecordId,
-            "records are appended densely"
-        );
-        let (symbol, is_new) = self.dictionary.intern(value)?;
-        if is_new {
-            let index = self.rhizomes.push();
-            debug_assert_eq!(index, symbol);
-        }
-        self.rhizomes.append(symbol, id)?;
-        self.records.push(symbol);
-        Ok(())
-    }
-
     /// Append one column of a [checked](crate::batch::ColumnBatch::check) batch as records
     /// `first..first + rows`. Runs of equal keys (an order's line items, a flag column) reuse
     /// the last symbol without a dictionary look-up.

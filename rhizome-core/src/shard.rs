@@ -170,46 +170,6 @@ impl ShardStore {
         live
     }
 
-    /// Check a batch against the schema and convert its values to the column types. Nothing
-    /// is applied; the error names the row (0-based within the batch) and the column.
-    pub fn validate(&self, rows: &[Vec<Value>]) -> Result<Vec<Vec<Value>>> {
-        if rows.len() > BATCH_ROWS_MAX {
-            return Err(Error::Schema(format!(
-                "batch of {} rows exceeds {BATCH_ROWS_MAX}",
-                rows.len()
-            )));
-        }
-        let width = self.schema.columns.len();
-        rows.iter()
-            .enumerate()
-            .map(|(r, row)| {
-                if row.len() != width {
-                    return Err(Error::Schema(format!(
-                        "row {r} has {} values, the table has {width} columns",
-                        row.len()
-                    )));
-                }
-                row.iter()
-                    .zip(&self.schema.columns)
-                    .map(|(value, def)| {
-                        if value.is_null() {
-                            if !def.nullable {
-                                return Err(Error::Schema(format!(
-                                    "row {r}: column {} is NOT NULL",
-                                    def.name
-                                )));
-                            }
-                            return Ok(Value::Null);
-                        }
-                        def.data_type.coerce(value).map_err(|e| {
-                            Error::Schema(format!("row {r}, column {}: {e}", def.name))
-                        })
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
     /// Validate and append a batch; returns the local ids it was given. All or nothing.
     pub fn insert_batch(&mut self, rows: &[Vec<Value>]) -> Result<std::ops::Range<RecordId>> {
         let batch = ColumnBatch::from_rows(&self.schema, rows)?;
@@ -231,57 +191,6 @@ impl ShardStore {
             column.seal();
         }
         Ok(first..first + batch.len() as RecordId)
-    }
-
-    /// [`ShardStore::insert_batch`] for owned rows: values are converted in place, so values
-    /// already of their column's type are checked without being copied.
-    pub fn insert_rows(&mut self, mut rows: Vec<Vec<Value>>) -> Result<std::ops::Range<RecordId>> {
-        if rows.len() > BATCH_ROWS_MAX {
-            return Err(Error::Schema(format!(
-                "batch of {} rows exceeds {BATCH_ROWS_MAX}",
-                rows.len()
-            )));
-        }
-        let width = self.schema.columns.len();
-        for (r, row) in rows.iter_mut().enumerate() {
-            if row.len() != width {
-                return Err(Error::Schema(format!(
-                    "row {r} has {} values, the table has {width} columns",
-                    row.len()
-                )));
-            }
-            for (value, def) in row.iter_mut().zip(&self.schema.columns) {
-                if value.is_null() {
-                    if !def.nullable {
-                        return Err(Error::Schema(format!(
-                            "row {r}: column {} is NOT NULL",
-                            def.name
-                        )));
-                    }
-                    continue;
-                }
-                let owned = std::mem::replace(value, Value::Null);
-                *value = def
-                    .data_type
-                    .coerce_owned(owned)
-                    .map_err(|e| Error::Schema(format!("row {r}, column {}: {e}", def.name)))?;
-            }
-        }
-        self.append_validated(&rows)
-    }
-
-    /// Append rows already returned by [`ShardStore::validate`].
-    pub fn append_validated(&mut self, rows: &[Vec<Value>]) -> Result<std::ops::Range<RecordId>> {
-        let first = self.record_count();
-        // Row by row: each row is read once while it is in cache.
-        for (offset, row) in rows.iter().enumerate() {
-            let id = first + offset as RecordId;
-            for (column, value) in self.columns.iter_mut().zip(row) {
-                column.append(id, value)?;
-            }
-        }
-        self.columns.iter_mut().for_each(ColumnShard::seal);
-        Ok(first..first + rows.len() as RecordId)
     }
 
     /// Delete the live records that meet the condition; returns how many.
