@@ -4,6 +4,7 @@
 //! bytes), widened in place when the dictionary outgrows it. It is what record reads,
 //! deletes, SUM/MIN/MAX over high-cardinality columns and GROUP BY probe.
 
+use crate::byte_set::ByteSet;
 use crate::dictionary::Symbol;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,10 +155,11 @@ impl RecordColumn {
 
     /// Keep the ids of a bitmap's `words` (bit b of word k is id 64k + b) whose symbol is
     /// selected by `mask` (indexed by symbol), clearing the others in place: one look-up per
-    /// set bit, or per record of a word that is mostly set.
+    /// set bit, or per record of a word that is mostly set. One-byte symbols are checked 64
+    /// records at a time ([`ByteSet`]) in any word of more than a few set bits.
     pub fn retain_words(&self, words: &mut [u64], mask: &[bool]) {
         match self {
-            RecordColumn::U8(v) => retain_words_in(v, words, mask),
+            RecordColumn::U8(v) => retain_words_bytes(v, words, &ByteSet::from_mask(mask)),
             RecordColumn::U16(v) => retain_words_in(v, words, mask),
             RecordColumn::U32(v) => retain_words_in(v, words, mask),
         }
@@ -186,6 +188,34 @@ impl RecordColumn {
 
 /// Set bits from which a word is checked record by record without extracting its bits.
 const RETAIN_DENSE_BITS: u32 = 24;
+/// Set bits from which a word of one-byte symbols is checked 64 records at once: below, a
+/// look-up per set bit is cheaper than the vector sequence.
+const RETAIN_BYTES_WORD_BITS: u32 = 4;
+
+fn retain_words_bytes(symbols: &[u8], words: &mut [u64], set: &ByteSet) {
+    for (k, word) in words.iter_mut().enumerate() {
+        let bits = *word;
+        if bits == 0 {
+            continue;
+        }
+        let base = k * 64;
+        if bits.count_ones() >= RETAIN_BYTES_WORD_BITS {
+            if let Some(chunk) = symbols.get(base..base + 64) {
+                let chunk: &[u8; 64] = chunk.try_into().expect("64 symbols");
+                *word = bits & set.select64(chunk);
+                continue;
+            }
+        }
+        let mut kept = 0u64;
+        let mut rest = bits;
+        while rest != 0 {
+            let b = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            kept |= (set.contains(symbols[base + b]) as u64) << b;
+        }
+        *word = kept;
+    }
+}
 
 fn retain_words_in<T: Copy + Into<u32>>(symbols: &[T], words: &mut [u64], mask: &[bool]) {
     let selected = |id: usize| mask[symbols[id].into() as usize] as u64;
@@ -211,5 +241,53 @@ fn retain_words_in<T: Copy + Into<u32>>(symbols: &[T], words: &mut [u64], mask: 
             }
         }
         *word = kept;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// retain_words keeps exactly the set ids whose symbol the mask selects, at every
+        /// width (one-byte columns take the 64-at-a-time path on dense words).
+        #[test]
+        fn retain_words_matches_a_scan(
+            symbols in proptest::collection::vec(0u32..300, 0..700),
+            mask in proptest::collection::vec(any::<bool>(), 0..300),
+            words in proptest::collection::vec(any::<u64>(), 0..12),
+            width in 0usize..3,
+        ) {
+            let symbol_count = [256usize, 65_536, 1 << 20][width];
+            let mut column = RecordColumn::filled(0, symbol_count);
+            for &s in &symbols {
+                column.push(s % symbol_count.min(300) as u32);
+            }
+            // Bits beyond the column are never set in a store's bitmaps.
+            let mut words = words;
+            for (k, w) in words.iter_mut().enumerate() {
+                for b in 0..64 {
+                    if k * 64 + b >= column.len() {
+                        *w &= !(1u64 << b);
+                    }
+                }
+            }
+            let mut expected = words.clone();
+            for (k, w) in expected.iter_mut().enumerate() {
+                for b in 0..64 {
+                    if *w >> b & 1 == 1 {
+                        let symbol = column.get(k * 64 + b) as usize;
+                        if !mask.get(symbol).copied().unwrap_or(false) {
+                            *w &= !(1u64 << b);
+                        }
+                    }
+                }
+            }
+            let mut mask = mask;
+            mask.resize(symbol_count.min(300), false);
+            column.retain_words(&mut words, &mask);
+            prop_assert_eq!(words, expected);
+        }
     }
 }
