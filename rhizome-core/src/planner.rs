@@ -576,11 +576,14 @@ pub(crate) fn select(store: &ShardStore, expr: &Expr) -> Selection {
             let live = store.live_count();
             let mut order: Vec<&Expr> = children.iter().collect();
             order.sort_by_key(|c| c.estimate(live));
-            let mut selection = select(store, order[0]);
+            let (mut selection, rest) = match scan_first(store, &order) {
+                Some((selection, rest)) => (selection, rest),
+                None => (select(store, order[0]), order[1..].to_vec()),
+            };
             // Leaves cheaper to probe than to materialise are checked together, in one pass
             // over the candidates, after everything else has narrowed them.
             let candidates = selection.count();
-            let (probed, others): (Vec<&Expr>, Vec<&Expr>) = order[1..].iter().partition(
+            let (probed, others): (Vec<&Expr>, Vec<&Expr>) = rest.iter().partition(
                 |child| matches!(child, Expr::Leaf(leaf) if probe_is_cheaper(candidates, leaf)),
             );
             for child in others {
@@ -607,6 +610,52 @@ const PROBE_COST_PER_CANDIDATE: u64 = 1;
 const MATERIALISE_COST_PER_ENTRY: u64 = 1;
 /// Leaves of more symbols than this are always probed (a union of many Rhizomes is slow).
 const MATERIALISED_SYMBOLS_MAX: usize = 64;
+
+/// Checking one bitmap word (64 records) of a one-byte record column against a leaf, 64
+/// records at a time (`RecordColumn::retain_words`), in the units above: on P4 the two
+/// one-byte leaves over all 6M records took about 1 ms against 3.5 ms for the union of the
+/// date leaf's 365 Rhizomes (910,000 entries).
+const SCAN_COST_PER_WORD: u64 = 3;
+
+/// Whether a leaf is on a one-byte record column (checked 64 records at a time).
+fn scannable(store: &ShardStore, leaf: &Leaf) -> bool {
+    store.column(leaf.column).records().width_bytes() == 1
+}
+
+/// For an AND whose most selective child would be materialised as a bitmap: when checking
+/// its one-byte leaves on every live record costs less than materialising that child, start
+/// from the live records, keep those the one-byte leaves select, and return the children
+/// left to apply. `order` is sorted by estimate.
+fn scan_first<'e>(store: &ShardStore, order: &[&'e Expr]) -> Option<(Selection, Vec<&'e Expr>)> {
+    let universe = store.record_count();
+    let first_cost = match order.first()? {
+        Expr::Leaf(leaf) if leaf.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) >= universe => {
+            leaf.cardinality.saturating_mul(MATERIALISE_COST_PER_ENTRY)
+        }
+        _ => return None,
+    };
+    let (scanned, rest): (Vec<&Expr>, Vec<&Expr>) = order
+        .iter()
+        .partition(|child| matches!(child, Expr::Leaf(leaf) if scannable(store, leaf)));
+    let words = universe.div_ceil(64);
+    let scan_cost = words
+        .saturating_mul(SCAN_COST_PER_WORD)
+        .saturating_mul(scanned.len() as u64);
+    if scanned.is_empty() || scan_cost >= first_cost {
+        return None;
+    }
+    let mut bitmap = store.live_bitmap();
+    // Most selective first: later leaves skip the words emptied by earlier ones.
+    for child in scanned {
+        if let Expr::Leaf(leaf) = child {
+            store
+                .column(leaf.column)
+                .records()
+                .retain_words(bitmap.words_mut(), &leaf.mask);
+        }
+    }
+    Some((Selection::Bitmap(bitmap), rest))
+}
 
 /// Whether checking `candidates` on the record column beats materialising the leaf.
 fn probe_is_cheaper(candidates: u64, leaf: &Leaf) -> bool {
