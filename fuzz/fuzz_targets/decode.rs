@@ -34,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(ids.len() as u64, arena.get(r).cardinality());
             assert_eq!(back.get(r).iter().collect::<Vec<_>>(), ids);
+            let mut each = Vec::new();
+            arena.get(r).for_each(|id| each.push(id));
+            assert_eq!(each, ids, "for_each agrees with iter");
         }
     }
 });

@@ -45,6 +45,20 @@ fn density(seed: u64, universe: u64, per_mille: u64) -> Vec<RecordId> {
         .collect()
 }
 
+/// Ids at exponentially distributed gaps of mean `mean` (records of one value spread at
+/// random, as `l_suppkey = 42`), so that code lengths mix at random.
+fn random_gaps(seed: u64, count: usize, mean: f64) -> Vec<RecordId> {
+    let mut rng = Rng(seed);
+    let mut id = 0;
+    (0..count)
+        .map(|_| {
+            let uniform = (rng.below(1 << 30) + 1) as f64 / (1u64 << 30) as f64;
+            id += 1 + (-uniform.ln() * mean) as u64;
+            id
+        })
+        .collect()
+}
+
 fn arena_of(lists: &[&[RecordId]], dense_blocks: bool) -> RhizomeArena {
     let mut arena = RhizomeArena::new(ArenaOptions {
         dense_blocks,
@@ -111,6 +125,12 @@ fn main() {
     let dense_14 = density(5, SHARD_IDS, 140);
     let sparse_1 = density(6, SHARD_IDS, 10);
     let sparse_2 = density(7, SHARD_IDS, 20);
+    decode_line("2% of 6M (mixed 1-2 byte adds)", &sparse_2, true);
+    decode_line(
+        "random gaps ~10000 (2-3 byte adds)",
+        &random_gaps(8, 500_000, 10_000.0),
+        true,
+    );
     for dense_blocks in [true, false] {
         decode_line("25% of 6M", &dense_25, dense_blocks);
         decode_line("1% of 6M", &sparse_1, dense_blocks);

@@ -515,6 +515,9 @@ proptest! {
                 let ids: Vec<RecordId> = arena.get(r).iter().collect();
                 prop_assert!(ids.windows(2).all(|w| w[0] < w[1]));
                 prop_assert_eq!(ids.len() as u64, arena.get(r).cardinality());
+                let mut each = Vec::new();
+                arena.get(r).for_each(|id| each.push(id));
+                prop_assert_eq!(each, ids);
             }
         }
     }

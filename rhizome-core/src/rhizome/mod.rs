@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `codec.rs` | instruction format (diagram), canonical encoder, validating decoder |
 //! | `skip.rs` | the two-level skip index |
+//! | `decode.rs` | the full decode of a Rhizome, 32 bytes at a time (starts found without branches) |
 //! | `reader.rs` | [`RhizomeRef`], [`RhizomeIter`]: iterate, seek, count, bitmap kernels |
 //! | `arena.rs` | [`RhizomeArena`]: many Rhizomes in one byte arena, deletes, compaction, segments |
 //! | `bitmap.rs` | [`Bitmap`] |
@@ -22,6 +23,7 @@
 mod arena;
 mod bitmap;
 mod codec;
+mod decode;
 pub mod kernels;
 mod reader;
 mod skip;

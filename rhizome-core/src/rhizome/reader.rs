@@ -88,100 +88,11 @@ impl<'a> RhizomeRef<'a> {
         self.rank(hi) - self.rank(lo)
     }
 
-    /// Call `f` for every id in ascending order: the fastest full decode.
-    ///
-    /// The loop takes eight 1-byte adds or four 2-byte adds per 8-byte load when the stream
-    /// holds them, so long stretches of same-sized gaps decode without per-id branches.
+    /// Call `f` for every id in ascending order: the fastest full decode (see `decode.rs`:
+    /// instruction starts are found 32 bytes at a time without branches).
     #[inline]
-    pub fn for_each(&self, mut f: impl FnMut(RecordId)) {
-        const LOW_SIX_BITS: u64 = 0x3F3F_3F3F_3F3F_3F3F;
-        const TOP_TWO_BITS: u64 = 0xC0C0_C0C0_C0C0_C0C0;
-        const ONE_BYTE_ADDS: u64 = 0x8080_8080_8080_8080;
-        const TWO_BYTE_MASK: u64 = 0x00E0_00E0_00E0_00E0;
-        const TWO_BYTE_ADDS: u64 = 0x00C0_00C0_00C0_00C0;
-        let bytes = self.bytes;
-        let mut at = 0usize;
-        let mut cursor: RecordId = 0;
-        while at < bytes.len() {
-            if let Some(chunk) = bytes.get(at..at + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-                if word & TOP_TWO_BITS == ONE_BYTE_ADDS {
-                    let gaps = word & LOW_SIX_BITS;
-                    for k in 0..8 {
-                        cursor += (gaps >> (8 * k)) & 0x3F;
-                        f(cursor);
-                    }
-                    at += 8;
-                    continue;
-                }
-                if word & TWO_BYTE_MASK == TWO_BYTE_ADDS {
-                    let gap =
-                        |k: u32| ((word >> (16 * k)) & 0x1F) << 8 | (word >> (16 * k + 8)) & 0xFF;
-                    let (g0, g1, g2, g3) = (gap(0), gap(1), gap(2), gap(3));
-                    if g0 != 0 && g1 != 0 && g2 != 0 && g3 != 0 {
-                        cursor += g0;
-                        f(cursor);
-                        cursor += g1;
-                        f(cursor);
-                        cursor += g2;
-                        f(cursor);
-                        cursor += g3;
-                        f(cursor);
-                        at += 8;
-                        continue;
-                    }
-                }
-            }
-            let first = bytes[at];
-            if first < 0x80 {
-                for k in 1..=first as u64 {
-                    f(cursor + k);
-                }
-                cursor += first as u64;
-                at += 1;
-            } else if first < 0xC0 {
-                cursor += (first & 0x3F) as u64;
-                f(cursor);
-                at += 1;
-            } else if first < 0xE0 && at + 1 < bytes.len() && (first != 0xC0 || bytes[at + 1] != 0)
-            {
-                cursor += ((first & 0x1F) as u64) << 8 | bytes[at + 1] as u64;
-                f(cursor);
-                at += 2;
-            } else if (0xE0..0xF0).contains(&first) && at + 2 < bytes.len() {
-                cursor += ((first & 0x0F) as u64) << 16
-                    | (bytes[at + 1] as u64) << 8
-                    | bytes[at + 2] as u64;
-                f(cursor);
-                at += 3;
-            } else {
-                let Ok((instr, next)) = read_instr(bytes, at) else {
-                    debug_assert!(false, "malformed instruction in a trusted Rhizome");
-                    return;
-                };
-                match instr {
-                    Instr::Null | Instr::Increment(_) => {}
-                    Instr::Add(x) => {
-                        cursor = cursor.wrapping_add(x);
-                        f(cursor);
-                    }
-                    Instr::Bitmap { window, words_at } => {
-                        let base = window << WINDOW_SHIFT;
-                        let mut last = cursor;
-                        for k in 0..WINDOW_WORDS {
-                            let mut w = block_word(bytes, words_at, k);
-                            while w != 0 {
-                                last = base + k as u64 * WORD_BITS + w.trailing_zeros() as u64;
-                                f(last);
-                                w &= w - 1;
-                            }
-                        }
-                        cursor = last;
-                    }
-                }
-                at = next;
-            }
-        }
+    pub fn for_each(&self, f: impl FnMut(RecordId)) {
+        super::decode::for_each_id(self.bytes, f);
     }
 
     /// Visit runs, single ids and bitmap blocks (for word-level kernels).
