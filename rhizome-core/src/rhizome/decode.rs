@@ -19,7 +19,7 @@
 //!
 //! A start on a longer add or a bitmap block ends the block there: that one instruction is
 //! decoded by the general path, and the next block starts after it. The last bytes (fewer
-//! than a block and its look-ahead) go through the general path too.
+//! than a block and its look-ahead) are decoded from a copy padded with nulls.
 //!
 //! The bytes were validated when the Rhizome was read; on malformed input this decoder
 //! still never indexes out of bounds or loops (it produces unspecified ids and stops).
@@ -352,16 +352,27 @@ fn decode_one(
 pub(crate) fn for_each_id(bytes: &[u8], mut f: impl FnMut(RecordId)) {
     let mut at = 0usize;
     let mut cursor: RecordId = 0;
+    // The last bytes are copied into a block padded with nulls (which produce nothing).
+    let mut padded = [0u8; BLOCK_READ_BYTES];
     while at < bytes.len() {
-        if let Some(block) = bytes.get(at..at + BLOCK_READ_BYTES) {
-            let block: &[u8; BLOCK_READ_BYTES] = block.try_into().expect("a whole block");
-            match decode_block(block, &mut cursor, &mut f) {
-                BlockEnd::Next(advance) => {
-                    at += advance;
-                    continue;
-                }
-                BlockEnd::General(offset) => at += offset,
+        let block: &[u8; BLOCK_READ_BYTES] = match bytes.get(at..at + BLOCK_READ_BYTES) {
+            Some(block) => block.try_into().expect("a whole block"),
+            None => {
+                let rest = &bytes[at..];
+                padded[..rest.len()].copy_from_slice(rest);
+                padded[rest.len()..].fill(0);
+                &padded
             }
+        };
+        match decode_block(block, &mut cursor, &mut f) {
+            BlockEnd::Next(advance) => {
+                at += advance;
+                continue;
+            }
+            BlockEnd::General(offset) => at += offset,
+        }
+        if at >= bytes.len() {
+            return;
         }
         match decode_one(bytes, at, &mut cursor, &mut f) {
             Some(next) => at = next,
