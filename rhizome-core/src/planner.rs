@@ -13,7 +13,11 @@
 //! * otherwise the most selective child is materialised (a sorted id list when sparse, a
 //!   bitmap when dense) and each other child is either probed on the record column (one
 //!   table look-up per candidate) or materialised and intersected, whichever touches fewer
-//!   entries.
+//!   entries;
+//! * but when that child is dense and the AND's leaves on one-byte record columns are cheaper
+//!   to check on every live record (64 records per step) than the child is to materialise,
+//!   those leaves go first, over the live records, and the rest is probed or intersected on
+//!   what they leave (TPC-H Q6: discount and quantity before a year of dates).
 //!
 //! Aggregation walks the selection in chunks, gathering the symbols of the group and
 //! aggregate columns from the record columns (vectorised per chunk), and never goes back to
@@ -517,12 +521,16 @@ fn describe(store: &ShardStore, expr: &Expr, depth: usize, lines: &mut Vec<Strin
             ));
         }
         Expr::And(children) => {
-            lines.push(format!(
-                "{indent}AND (smallest first; probe record columns where cheaper), ~{} records",
-                expr.estimate(live)
-            ));
             let mut order: Vec<&Expr> = children.iter().collect();
             order.sort_by_key(|c| c.estimate(live));
+            let start = match scan_split(store, &order) {
+                Some(_) => "one-byte leaves on every live record first",
+                None => "smallest first",
+            };
+            lines.push(format!(
+                "{indent}AND ({start}; probe record columns where cheaper), ~{} records",
+                expr.estimate(live)
+            ));
             order
                 .into_iter()
                 .for_each(|c| describe(store, c, depth + 1, lines));
@@ -622,11 +630,14 @@ fn scannable(store: &ShardStore, leaf: &Leaf) -> bool {
     store.column(leaf.column).records().width_bytes() == 1
 }
 
-/// For an AND whose most selective child would be materialised as a bitmap: when checking
-/// its one-byte leaves on every live record costs less than materialising that child, start
-/// from the live records, keep those the one-byte leaves select, and return the children
-/// left to apply. `order` is sorted by estimate.
-fn scan_first<'e>(store: &ShardStore, order: &[&'e Expr]) -> Option<(Selection, Vec<&'e Expr>)> {
+/// For an AND whose children are `order` (sorted by estimate) and whose most selective child
+/// would be materialised as a bitmap: its leaves on one-byte record columns and the other
+/// children, when checking those leaves on every live record costs less than materialising
+/// that child.
+fn scan_split<'e>(
+    store: &ShardStore,
+    order: &[&'e Expr],
+) -> Option<(Vec<&'e Expr>, Vec<&'e Expr>)> {
     let universe = store.record_count();
     let first_cost = match order.first()? {
         Expr::Leaf(leaf) if leaf.cardinality.saturating_mul(SPARSE_DENSITY_INVERSE) >= universe => {
@@ -641,9 +652,13 @@ fn scan_first<'e>(store: &ShardStore, order: &[&'e Expr]) -> Option<(Selection, 
     let scan_cost = words
         .saturating_mul(SCAN_COST_PER_WORD)
         .saturating_mul(scanned.len() as u64);
-    if scanned.is_empty() || scan_cost >= first_cost {
-        return None;
-    }
+    (!scanned.is_empty() && scan_cost < first_cost).then_some((scanned, rest))
+}
+
+/// Start an AND from the live records, keeping those its one-byte leaves select, when
+/// [`scan_split`] finds that cheaper; returns the selection and the children left to apply.
+fn scan_first<'e>(store: &ShardStore, order: &[&'e Expr]) -> Option<(Selection, Vec<&'e Expr>)> {
+    let (scanned, rest) = scan_split(store, order)?;
     let mut bitmap = store.live_bitmap();
     // Most selective first: later leaves skip the words emptied by earlier ones.
     for child in scanned {
