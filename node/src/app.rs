@@ -15,6 +15,7 @@ use proto::v1::shard_write_server::ShardWriteServer;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
+use crate::lease::LeaseClock;
 use crate::log_store::LogStore;
 use crate::meta::{
     MetaCommand, MetaOutcome, MetaShared, MetaStateMachine, Metadata, META_DIR, META_GROUP,
@@ -60,6 +61,9 @@ pub struct RaftSettings {
     /// each group's timeout is fixed, derived from the seed and the group's name, so a
     /// simulation replays the same elections (openraft's own draw is not injectable).
     pub election_timeout_seed: Option<u64>,
+    /// Serve linearizable reads under the leader's lease ([`crate::lease`]) when a quorum
+    /// acknowledged it recently, instead of a round of messages per read.
+    pub lease_reads: bool,
 }
 
 impl Default for RaftSettings {
@@ -74,11 +78,24 @@ impl Default for RaftSettings {
             snapshot_chunk_timeout_ms: 60_000,
             append_entries_max: 2,
             election_timeout_seed: None,
+            lease_reads: true,
         }
     }
 }
 
 impl RaftSettings {
+    /// How long a quorum's acknowledgement of a leader's message keeps that leader the only
+    /// possible one: half the shortest election timeout (every follower promises at least the
+    /// whole of it; the other half absorbs clocks that run at different rates). Zero when
+    /// lease reads are off.
+    pub fn lease(&self) -> Duration {
+        if self.lease_reads {
+            Duration::from_millis(self.election_timeout_min_ms / 2)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// The election timeout bounds handed to openraft for a group. With a seed, the range is
     /// one millisecond wide, so openraft's draw from it can only give the derived value.
     fn election_timeout_ms(&self, group_name: &str) -> (u64, u64) {
@@ -139,6 +156,9 @@ pub struct Group {
     pub log: LogStore,
     /// Shares leadership confirmations among concurrent linearizable reads.
     pub reads: crate::reads::ReadBarrier,
+    /// The leader's lease: reads without a confirmation round while a quorum acknowledged
+    /// this replica recently; holds this replica's votes for a lease after it opens.
+    pub lease: Arc<LeaseClock>,
 }
 
 impl std::fmt::Debug for Group {
@@ -267,9 +287,11 @@ impl Node {
         let log = LogStore::open(dirs.first()).map_err(storage)?;
         let sm = ShardStateMachine::open(dirs.clone(), spec.schema.clone()).map_err(storage)?;
         let state = sm.shared();
+        let lease = Arc::new(LeaseClock::new(self.config.raft.lease()));
         let network = NetworkFactory {
             group: group_name.clone(),
             transport: self.config.transport.clone(),
+            lease: Some(lease.clone()),
         };
         let config = Arc::new(self.config.raft.openraft_config(&group_name)?);
         let raft = Raft::new(self.id(), config, network, log.clone(), sm)
@@ -281,6 +303,7 @@ impl Node {
             state,
             log,
             reads: Default::default(),
+            lease,
         });
         self.groups
             .write()
@@ -572,9 +595,11 @@ async fn open_meta(config: &NodeConfig) -> Result<MetaGroup> {
     let sm = MetaStateMachine::open(&dir).map_err(storage)?;
     let log = LogStore::open(&dir).map_err(storage)?;
     let state = sm.shared();
+    // Meta reads always confirm with a round: they are rare.
     let network = NetworkFactory {
         group: META_GROUP.to_string(),
         transport: config.transport.clone(),
+        lease: None,
     };
     let raft_config = Arc::new(config.raft.openraft_config(META_GROUP)?);
     let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)

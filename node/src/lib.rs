@@ -15,6 +15,8 @@
 //! | [`state_machine`] | the shard state machine: `ShardStore`, batch-id dedup, snapshots as segment files |
 //! | [`network`] | openraft's network over tonic, with a transport seam for simulated networks |
 //! | [`services`] | the gRPC services: Raft, shard writes, shard queries, admin |
+//! | [`lease`] | leader leases: linearizable reads without a round of messages each |
+//! | [`reads`] | leadership confirmations shared among concurrent reads (when no lease holds) |
 //! | [`placement`] | shard placement on a consistent hash ring with virtual nodes |
 //! | [`rebalance`] | joining and leaving nodes: shard moves to the ring's placement, recorded in the meta group |
 //! | [`app`] | wires it together: a node, its groups, its server |
@@ -43,6 +45,13 @@
 //! * **Timing**: openraft 0.9 gives append-entries the heartbeat interval as deadline, so
 //!   heartbeats are 500 ms (elections 2–4 s) and an append carries at most 2 entries of at
 //!   most 8 MiB. Tests use faster settings through [`app::RaftSettings`].
+//! * **Linearizable reads** are served under the leader's lease ([`lease`]): a leader whose
+//!   messages a quorum acknowledged less than half an election timeout ago reads its
+//!   committed index and answers once that is applied, with no messages; otherwise it
+//!   confirms its leadership with a round first ([`reads`]). Followers keep the promise
+//!   behind the lease (no vote for another leader within their election timeout) across a
+//!   restart by voting for no one during a lease after a group opens.
+//!   `RaftSettings::lease_reads = false` always confirms with a round.
 //! * **Seams for simulation**: [`network::Transport`] hands out channels (a simulated network
 //!   builds them over its own streams); [`app::serve`] takes any stream of connections; all
 //!   waiting uses tokio time; the client id is given by the caller; [`blocking`] runs disk
@@ -56,6 +65,7 @@ pub mod blocking;
 pub mod canary;
 pub mod client;
 pub mod error;
+pub mod lease;
 pub mod log_store;
 pub mod meta;
 pub mod network;

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::Error;
+use crate::lease::LeaseClock;
 use crate::types::{NodeId, TypeConfig};
 
 /// Largest gRPC message either way (snapshot chunks, append-entries batches, row batches).
@@ -80,6 +81,8 @@ impl Transport for TcpTransport {
 pub struct NetworkFactory {
     pub group: String,
     pub transport: Arc<dyn Transport>,
+    /// Told of every acknowledged append-entries, when the group serves lease reads.
+    pub lease: Option<Arc<LeaseClock>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -91,6 +94,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             transport: self.transport.clone(),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -102,6 +106,7 @@ pub struct GroupNetwork {
     target: NodeId,
     addr: String,
     transport: Arc<dyn Transport>,
+    lease: Option<Arc<LeaseClock>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -169,7 +174,16 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call(Method::AppendEntries, &rpc, &option).await
+        let sent = tokio::time::Instant::now();
+        let response = self.call(Method::AppendEntries, &rpc, &option).await;
+        if let (Some(lease), Ok(answer)) = (&self.lease, &response) {
+            // Any answer but a higher vote means the peer took `rpc.vote` as its leader's
+            // (a log conflict included): it refreshed its lease on receipt, after `sent`.
+            if !matches!(answer, AppendEntriesResponse::HigherVote(_)) {
+                lease.acknowledged(self.target, &rpc.vote, sent);
+            }
+        }
+        response
     }
 
     async fn install_snapshot(

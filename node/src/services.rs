@@ -124,6 +124,16 @@ impl pb::raft_server::Raft for RaftService {
         request: Request<pb::RaftRequest>,
     ) -> std::result::Result<Response<pb::RaftReply>, Status> {
         let request = request.into_inner();
+        if let Some(key) = ShardKey::parse_group_name(&request.group) {
+            if self.node.group(&key)?.lease.holds_votes() {
+                // Before a restart this replica may have promised a leader its lease; the
+                // promise was in memory, so keep it by voting for no one for a lease.
+                return Err(Status::unavailable(format!(
+                    "{}: opened less than a leader lease ago, not voting yet",
+                    request.group
+                )));
+            }
+        }
         let group = self.group(&request.group)?;
         let rpc: VoteRequest<NodeId> = decode("vote", &request.payload_bincode)?;
         Ok(reply(&group.vote(rpc).await))
@@ -286,6 +296,13 @@ impl ShardQueryService {
         let group = self.node.group(&key)?;
         #[cfg(feature = "canary")]
         if crate::canary::is_on(crate::canary::Canary::StaleReads) {
+            return Ok(group);
+        }
+        if group
+            .lease
+            .read(&group.raft, Duration::from_millis(READ_TIMEOUT_MS))
+            .await
+        {
             return Ok(group);
         }
         group

@@ -265,6 +265,9 @@ fn raft_settings(seed: u64, node: NodeId) -> RaftSettings {
         snapshot_chunk_timeout_ms: 5_000,
         append_entries_max: 8,
         election_timeout_seed: Some(seed ^ node.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        // Linearizable reads under leader leases, as in production: partitions, crashes and
+        // clock-driven elections are what could break them.
+        lease_reads: true,
     }
 }
 
