@@ -8,7 +8,10 @@
 //! that is the shard's (unreachable, no leader, timed out) with [`Error::Unavailable`] or
 //! [`Error::Timeout`] naming it, so the executor can fail the whole statement with it.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use futures::future::join_all;
 
 use rhizome_core::query::{Condition, OrderBy, Partial, ShardQuery};
 use rhizome_core::shard::Schema;
@@ -92,6 +95,25 @@ pub trait Cluster: Send + Sync + std::fmt::Debug + 'static {
 
     /// Evaluate a shard query on one shard.
     async fn query(&self, table: &str, shard: u32, query: ShardQuery) -> Result<Partial>;
+
+    /// Evaluate one shard query on several shards of a table, answers in the order of
+    /// `shards`; `None` for a shard that did not answer within `timeout`. By default each
+    /// shard is asked with [`Cluster::query`], all in parallel; an implementation may bundle
+    /// the shards a node leads into one call.
+    async fn query_shards(
+        &self,
+        table: &str,
+        shards: &[u32],
+        query: &ShardQuery,
+        timeout: Duration,
+    ) -> Vec<Option<Result<Partial>>> {
+        join_all(shards.iter().map(|&shard| async move {
+            tokio::time::timeout(timeout, self.query(table, shard, query.clone()))
+                .await
+                .ok()
+        }))
+        .await
+    }
 
     /// Read records of one shard.
     async fn read(&self, table: &str, shard: u32, request: ReadRequest) -> Result<Vec<Vec<Value>>>;

@@ -418,13 +418,31 @@ impl Executor {
 
     /// Scatter the shard query and merge the partials exactly.
     async fn merged_partial(&self, table: &TableSpec, query: &ShardQuery) -> Result<Partial> {
-        let partials = self
-            .scatter(table, |shard| {
-                self.cluster.query(&table.name, shard, query.clone())
-            })
-            .await?;
+        let shards: Vec<u32> = (0..table.shards).collect();
+        let timeout_ms = self.options.shard_timeout_ms;
+        let answers = self
+            .cluster
+            .query_shards(
+                &table.name,
+                &shards,
+                query,
+                Duration::from_millis(timeout_ms),
+            )
+            .await;
         let mut merged = Partial::default();
-        for partial in partials {
+        for (shard, answer) in shards.into_iter().zip(answers) {
+            let partial = match answer {
+                Some(result) => result.map_err(|e| name_shard(e, &table.name, shard))?,
+                None => {
+                    return Err(Error::Timeout {
+                        shard: ShardRef {
+                            table: table.name.clone(),
+                            shard,
+                        },
+                        timeout_ms,
+                    })
+                }
+            };
             merged
                 .merge(partial)
                 .map_err(|e| Error::Internal(format!("merging partials: {e}")))?;

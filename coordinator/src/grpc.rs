@@ -330,6 +330,28 @@ impl Cluster for GrpcCluster {
         }
     }
 
+    /// One `QueryShards` call per node that leads some of the shards (the node client
+    /// knows the leaders from earlier answers), one query each for the rest.
+    async fn query_shards(
+        &self,
+        table: &str,
+        shards: &[u32],
+        query: &ShardQuery,
+        timeout: Duration,
+    ) -> Vec<Option<Result<Partial>>> {
+        let keys: Vec<ShardKey> = shards.iter().map(|&s| ShardKey::new(table, s)).collect();
+        let answers = self.client.query_shards(&keys, query, timeout).await;
+        let mut results = Vec::with_capacity(answers.len());
+        for (&shard, answer) in shards.iter().zip(answers) {
+            results.push(match answer {
+                None => None,
+                Some(Ok(partial)) => Some(Ok(partial)),
+                Some(Err(e)) => Some(Err(self.shard_error(table, shard, e).await)),
+            });
+        }
+        results
+    }
+
     async fn read(&self, table: &str, shard: u32, request: ReadRequest) -> Result<Vec<Vec<Value>>> {
         let key = ShardKey::new(table, shard);
         let read = RecordRead {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use proto::v1 as pb;
 use proto::v1::admin_client::AdminClient;
 use proto::v1::shard_query_client::ShardQueryClient;
@@ -79,6 +80,10 @@ fn request<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
     request
+}
+
+fn decode_partial(bytes: &[u8]) -> Result<Partial> {
+    bincode::deserialize(bytes).map_err(|e| Error::Raft(format!("undecodable partial: {e}")))
 }
 
 fn shard_ref(key: &ShardKey) -> Option<pb::ShardRef> {
@@ -334,8 +339,89 @@ impl Client {
                 }
             })
             .await?;
-        bincode::deserialize(&reply.partial_bincode)
-            .map_err(|e| Error::Raft(format!("undecodable partial: {e}")))
+        decode_partial(&reply.partial_bincode)
+    }
+
+    /// Linearizable queries of several shards, answered in the order of `keys`: one
+    /// `QueryShards` call per node that leads some of them as far as this client knows, then
+    /// one [`Client::query`] (which finds leaders and retries) for each shard without a known
+    /// leader or that its presumed leader could not answer. Each shard's answer is bounded by
+    /// `timeout`; `None` in its place means it did not come in time.
+    pub async fn query_shards(
+        &self,
+        keys: &[ShardKey],
+        query: &ShardQuery,
+        timeout: Duration,
+    ) -> Vec<Option<Result<Partial>>> {
+        let started = Instant::now();
+        let encoded = bincode::serialize(query).expect("queries serialise");
+        let mut by_leader: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        {
+            let leaders = self.leaders.lock().expect("leader cache lock");
+            for (index, key) in keys.iter().enumerate() {
+                if let Some(addr) = leaders.get(key) {
+                    by_leader.entry(addr.clone()).or_default().push(index);
+                }
+            }
+        }
+        let per_call = timeout.min(Duration::from_millis(REQUEST_TIMEOUT_MS));
+        let batched = join_all(by_leader.into_iter().map(|(addr, indexes)| {
+            let encoded = encoded.clone();
+            async move {
+                let message = pb::QueryShardsRequest {
+                    shards: indexes
+                        .iter()
+                        .filter_map(|&i| shard_ref(&keys[i]))
+                        .collect(),
+                    query_bincode: encoded,
+                };
+                let mut call = tonic::Request::new(message);
+                call.set_timeout(per_call);
+                let reply = match self.transport.channel(&addr) {
+                    Ok(channel) => ShardQueryClient::new(channel)
+                        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                        .query_shards(call)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .ok(),
+                    Err(_) => None,
+                };
+                let answers = reply
+                    .filter(|reply| reply.answers.len() == indexes.len())
+                    .map(|reply| reply.answers)
+                    .unwrap_or_default();
+                let mut answered = Vec::new();
+                for (index, answer) in indexes.into_iter().zip(answers) {
+                    if let Some(pb::shard_answer::Answer::PartialBincode(bytes)) = answer.answer {
+                        answered.push((index, decode_partial(&bytes)));
+                    }
+                }
+                answered
+            }
+        }))
+        .await;
+        let mut results: Vec<Option<Result<Partial>>> = keys.iter().map(|_| None).collect();
+        for (index, answer) in batched.into_iter().flatten() {
+            results[index] = Some(answer);
+        }
+        // The rest one at a time, in parallel, within what is left of the deadline.
+        let left = timeout.saturating_sub(started.elapsed());
+        let alone = join_all(
+            results
+                .iter()
+                .enumerate()
+                .filter(|(_, result)| result.is_none())
+                .map(|(index, _)| async move {
+                    let answer = tokio::time::timeout(left, self.query(&keys[index], query)).await;
+                    (index, answer.ok())
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        for (index, answer) in alone {
+            results[index] = answer;
+        }
+        results
     }
 
     /// Linearizable (record count, live count) of a shard.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::ServerState;
 use proto::v1 as pb;
@@ -34,6 +35,8 @@ pub const WRITE_TIMEOUT_MS: u64 = 10_000;
 /// Largest encoded insert batch (one Raft entry): bounds the size of an append-entries
 /// message, which must reach a follower within a heartbeat interval.
 pub const WRITE_BATCH_BYTES_MAX: usize = 8 << 20;
+/// Shards one `QueryShards` call may name (a table has at most this many).
+pub const QUERY_SHARDS_MAX: usize = 1024;
 /// Deadline of a linearizable read.
 pub const READ_TIMEOUT_MS: u64 = 10_000;
 /// Deadline of an admin call (it may call other nodes).
@@ -328,6 +331,45 @@ impl pb::shard_query_server::ShardQuery for ShardQueryService {
             Ok(pb::QueryReply {
                 partial_bincode: bincode::serialize(&partial).expect("partials serialise"),
             })
+        };
+        deadline("query", READ_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn query_shards(
+        &self,
+        request: Request<pb::QueryShardsRequest>,
+    ) -> std::result::Result<Response<pb::QueryShardsReply>, Status> {
+        let request = request.into_inner();
+        if request.shards.len() > QUERY_SHARDS_MAX {
+            return Err(Status::invalid_argument(format!(
+                "{} shards in one query, more than {QUERY_SHARDS_MAX}",
+                request.shards.len()
+            )));
+        }
+        let work = async {
+            let query: ShardQuery = decode("query", &request.query_bincode)?;
+            // Every shard confirms its reads in parallel; the evaluations take turns.
+            let answers = join_all(request.shards.into_iter().map(|shard| {
+                let query = &query;
+                async move {
+                    let group = self.linearizable(Some(shard)).await?;
+                    let partial = group.state.read().store.query(query)?;
+                    Ok::<_, Error>(bincode::serialize(&partial).expect("partials serialise"))
+                }
+            }))
+            .await;
+            let answers = answers
+                .into_iter()
+                .map(|answer| pb::ShardAnswer {
+                    answer: Some(match answer {
+                        Ok(partial) => pb::shard_answer::Answer::PartialBincode(partial),
+                        Err(e) => pb::shard_answer::Answer::Failure(e.to_string()),
+                    }),
+                })
+                .collect();
+            Ok(pb::QueryShardsReply { answers })
         };
         deadline("query", READ_TIMEOUT_MS, work)
             .await

@@ -1433,3 +1433,75 @@ async fn a_client_that_knew_only_the_old_nodes_finds_a_shard_moved_to_a_joined_n
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_shards_asked_at_once_answer_as_each_alone_even_after_a_leader_dies() {
+    // Proves: `Client::query_shards` (one `QueryShards` call per node that leads some of the
+    // shards) answers every shard exactly as a query of that shard alone does, the first time
+    // (no leader known: each shard asked alone) and once leaders are known (bundled); after a
+    // node that led some of them is killed, the shards it led are found again and every
+    // answer still counts every acknowledged row.
+    bounded(async {
+        let mut cluster = Cluster::start(3, fast_settings()).await;
+        let client = cluster.client(21);
+        client
+            .create_table(&cluster.peers[&1], "many", &schema(), 6, 3)
+            .await
+            .expect("create table");
+        let keys: Vec<ShardKey> = (0..6).map(|s| ShardKey::new("many", s)).collect();
+        for (shard, key) in keys.iter().enumerate() {
+            // Shard s holds 5 (s + 1) rows: every answer differs.
+            insert_batches(&client, key, shard as i64 * 1_000, shard as i64 + 1, 5).await;
+        }
+        let query = ShardQuery {
+            filter: Condition::True,
+            group_by: vec![],
+            aggregates: vec![Aggregate::CountStar, Aggregate::Sum("id".into())],
+        };
+        let expected = |shard: usize| {
+            let first = shard as i64 * 1_000;
+            let rows = 5 * (shard as i64 + 1);
+            (rows as u64, i128::from((first..first + rows).sum::<i64>()))
+        };
+        let check = |answers: Vec<Option<rhizome_node::Result<rhizome_core::query::Partial>>>| {
+            assert_eq!(answers.len(), keys.len());
+            for (shard, answer) in answers.into_iter().enumerate() {
+                let partial = answer
+                    .expect("answered in time")
+                    .expect("answered without error");
+                let states = partial.groups.values().next().expect("one group").clone();
+                let (rows, sum) = expected(shard);
+                assert_eq!(states[0], AggState::Count(rows), "shard {shard}");
+                assert_eq!(
+                    states[1],
+                    AggState::SumInt { sum, count: rows },
+                    "shard {shard}"
+                );
+            }
+        };
+        let fresh = cluster.client(22);
+        let timeout = Duration::from_millis(WAIT_MS_MAX);
+        check(fresh.query_shards(&keys, &query, timeout).await);
+        check(fresh.query_shards(&keys, &query, timeout).await);
+        for key in &keys {
+            let alone = client.query(key, &query).await.expect("query");
+            let together = fresh
+                .query_shards(std::slice::from_ref(key), &query, timeout)
+                .await;
+            assert_eq!(
+                Some(alone),
+                together
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .map(|a| a.expect("ok"))
+            );
+        }
+
+        let leader = cluster.leader(&keys[0]).await;
+        cluster.kill(leader).await;
+        check(fresh.query_shards(&keys, &query, timeout).await);
+        cluster.shutdown().await;
+    })
+    .await;
+}
