@@ -18,6 +18,8 @@
 //! | `RHIZOME_BENCH_DUCKDB_PYTHON` | a Python with `duckdb`: after Rhizome has stopped, time P1–P6 in DuckDB on the same rows (`ops/bench/duckdb_lineitem.py`) and print ratios | none |
 //! | `RHIZOME_BENCH_DUCKDB_MS` | or DuckDB's times of P1–P6, comma-separated | none |
 //! | `RHIZOME_BENCH_DIR` | data directory (kept) instead of a temporary one | none |
+//! | `RHIZOME_BENCH_BIN` | the `rhizome` binary to run (to compare two builds) | this build's |
+//! | `RHIZOME_BENCH_SETTLE_MS` | pause between the load and the first query | 0 |
 //!
 //! `ops/bench/http-vs-duckdb.sh` runs it with DuckDB timed on the same rows.
 
@@ -234,15 +236,18 @@ async fn main() {
     let pg = free_address();
     let log = std::fs::File::create(data_dir.join("rhizome.log")).expect("log file");
     let process = Process(
-        Command::new(env!("CARGO_BIN_EXE_rhizome"))
-            .args(["dev", "--no-sample", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--http", &http.to_string(), "--pg", &pg.to_string()])
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start rhizome dev"),
+        Command::new(
+            std::env::var("RHIZOME_BENCH_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rhizome").into()),
+        )
+        .args(["dev", "--no-sample", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--http", &http.to_string(), "--pg", &pg.to_string()])
+        .env("RUST_LOG", "info,openraft=warn")
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start rhizome dev"),
     );
     wait_ready(http, &data_dir).await;
 
@@ -270,6 +275,11 @@ async fn main() {
         loaded as f64 / load_seconds
     );
 
+    let settle_ms: u64 = env("RHIZOME_BENCH_SETTLE_MS", 0);
+    if settle_ms > 0 {
+        println!("pausing {settle_ms} ms before the first query");
+        tokio::time::sleep(Duration::from_millis(settle_ms)).await;
+    }
     let queries = lineitem_queries();
     assert_eq!(queries.len(), 6, "P1–P6");
     let mut timings = Vec::new();
