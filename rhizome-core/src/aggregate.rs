@@ -8,7 +8,9 @@
 //! * columns with few distinct values (quantities, flags, dates, …) are *counted*: one
 //!   counter per (group slot, symbol). SUM, AVG, MIN, MAX, COUNT(col) and COUNT(DISTINCT)
 //!   are all derived from those counts at the end, so the per-record work is one increment;
-//! * other columns keep per-slot sums, extremes or value sets, record by record.
+//! * other columns keep per-slot sums, extremes or value sets, record by record; a SUM over a
+//!   numeric column of many distinct values and no NULL reads the column's values by record
+//!   (one array entry per record, no dictionary look-up).
 //!
 //! Nothing goes back from symbols to values until the end, where the partial is keyed by
 //! values so that it merges across shards.
@@ -17,6 +19,7 @@ use std::collections::HashSet;
 
 use hashbrown::HashMap;
 
+use crate::column::ColumnShard;
 use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
 use crate::planner::Selection;
 use crate::query::{AggState, Aggregate, KeyValue, Partial, ShardQuery};
@@ -64,6 +67,26 @@ impl Window<'_> {
         match self {
             Window::Range { start, .. } => records.accumulate_range(*start, stride, out),
             Window::Ids(ids) => records.accumulate_ids(ids, stride, out),
+        }
+    }
+
+    /// `sums[slot_of[i]] += value` of the i-th record of the window (and count it), from a
+    /// column's values by record.
+    #[inline]
+    fn sum_values(&self, values: &[i64], slot_of: &[u32], sums: &mut [i128], counts: &mut [u64]) {
+        let mut add = |slot: u32, value: i64| {
+            sums[slot as usize] += value as i128;
+            counts[slot as usize] += 1;
+        };
+        match self {
+            Window::Range { start, end, .. } => slot_of
+                .iter()
+                .zip(&values[*start..*end])
+                .for_each(|(&slot, &value)| add(slot, value)),
+            Window::Ids(ids) => slot_of
+                .iter()
+                .zip(ids.iter())
+                .for_each(|(&slot, &id)| add(slot, values[id as usize])),
         }
     }
 
@@ -189,6 +212,11 @@ enum RowAccumulator {
         sums: Vec<i128>,
         counts: Vec<u64>,
     },
+    /// SUM/AVG from the column's values by record, which has no NULL record.
+    SumValues {
+        sums: Vec<i128>,
+        counts: Vec<u64>,
+    },
     SumFloat {
         values: Vec<f64>,
         sums: Vec<f64>,
@@ -206,7 +234,8 @@ impl RowAccumulator {
     fn grow(&mut self, slots: usize) {
         match self {
             RowAccumulator::CountNonNull(counts) => counts.resize(slots, 0),
-            RowAccumulator::SumInt { sums, counts, .. } => {
+            RowAccumulator::SumInt { sums, counts, .. }
+            | RowAccumulator::SumValues { sums, counts } => {
                 sums.resize(slots, 0);
                 counts.resize(slots, 0);
             }
@@ -312,6 +341,12 @@ pub(crate) fn aggregate(
                     .collect();
                 RowAccumulator::SumFloat {
                     values,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                }
+            }
+            Aggregate::Sum(_) | Aggregate::Avg(_) if sums_by_record(store.column(c)) => {
+                RowAccumulator::SumValues {
                     sums: Vec::new(),
                     counts: Vec::new(),
                 }
@@ -430,6 +465,13 @@ pub(crate) fn aggregate(
                 continue;
             };
             let column = store.column(*column);
+            if let RowAccumulator::SumValues { sums, counts } = accumulator {
+                let values = column
+                    .values_by_record()
+                    .expect("SumValues is chosen for columns with values by record");
+                window.sum_values(values, &slot_of, sums, counts);
+                continue;
+            }
             window.gather(column.records(), &mut symbols);
             let pairs = slot_of
                 .iter()
@@ -454,6 +496,7 @@ pub(crate) fn aggregate(
                         sum_deferred(keys, deferred, sums, counts);
                     }
                 }
+                RowAccumulator::SumValues { .. } => unreachable!("summed above"),
                 RowAccumulator::SumInt {
                     deferred: None,
                     sums,
@@ -555,7 +598,8 @@ pub(crate) fn aggregate(
                     let dictionary = store.column(*column).dictionary();
                     match accumulator {
                         RowAccumulator::CountNonNull(counts) => AggState::Count(counts[slot]),
-                        RowAccumulator::SumInt { sums, counts, .. } => AggState::SumInt {
+                        RowAccumulator::SumInt { sums, counts, .. }
+                        | RowAccumulator::SumValues { sums, counts } => AggState::SumInt {
                             sum: sums[slot],
                             count: counts[slot],
                         },
@@ -587,6 +631,15 @@ pub(crate) fn aggregate(
     // With no group column and no record selected the partial stays empty; `Partial::finish`
     // answers SQL's one row of empty aggregates.
     Ok(partial)
+}
+
+/// Whether a SUM over `column` reads its values by record: it keeps them, for every record,
+/// and no live record is NULL (the values do not say which are).
+fn sums_by_record(column: &ColumnShard) -> bool {
+    column
+        .values_by_record()
+        .is_some_and(|values| values.len() == column.records().len())
+        && column.rhizome(NULL_SYMBOL).cardinality() == 0
 }
 
 /// SUM over a column of more distinct values than this defers its look-ups (see
