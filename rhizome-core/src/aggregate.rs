@@ -268,6 +268,11 @@ pub(crate) fn aggregate(
     group_columns: &[usize],
     aggregate_columns: &[Option<usize>],
 ) -> Result<Partial> {
+    if let Some(partial) =
+        sums_without_groups(store, query, selection, group_columns, aggregate_columns)
+    {
+        return Ok(partial);
+    }
     let symbol_count = |c: usize| store.column(c).dictionary().symbol_count();
     let combined = group_columns
         .iter()
@@ -631,6 +636,77 @@ pub(crate) fn aggregate(
     // With no group column and no record selected the partial stays empty; `Partial::finish`
     // answers SQL's one row of empty aggregates.
     Ok(partial)
+}
+
+/// COUNT(*), SUM and AVG without GROUP BY, every SUM over a column [summed by
+/// record](sums_by_record): a plain walk of the selection per column, one register sum and
+/// one array read per selected record (no windows, slots or counters). `None` for any other
+/// query.
+fn sums_without_groups(
+    store: &ShardStore,
+    query: &ShardQuery,
+    selection: &Selection,
+    group_columns: &[usize],
+    aggregate_columns: &[Option<usize>],
+) -> Option<Partial> {
+    if !group_columns.is_empty() {
+        return None;
+    }
+    let mut columns: Vec<Option<&[i64]>> = Vec::with_capacity(query.aggregates.len());
+    for (aggregate, &column) in query.aggregates.iter().zip(aggregate_columns) {
+        columns.push(match (aggregate, column) {
+            (Aggregate::CountStar, None) => None,
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c))
+                if sums_by_record(store.column(c))
+                    && store.schema().columns[c].data_type != DataType::Double =>
+            {
+                store.column(c).values_by_record()
+            }
+            _ => return None,
+        });
+    }
+    let count = match selection {
+        Selection::Ids(ids) => ids.len() as u64,
+        Selection::Bitmap(bitmap) => bitmap.count(),
+    };
+    let mut partial = Partial::default();
+    if count == 0 {
+        // As the general path: no group, no record, no partial row.
+        return Some(partial);
+    }
+    let states = columns
+        .into_iter()
+        .map(|values| match values {
+            None => AggState::Count(count),
+            Some(values) => AggState::SumInt {
+                sum: sum_selected(values, selection),
+                count,
+            },
+        })
+        .collect();
+    partial.groups.insert(Vec::new(), states);
+    Some(partial)
+}
+
+/// The sum of `values[id]` over the ids of a selection.
+fn sum_selected(values: &[i64], selection: &Selection) -> i128 {
+    let mut sum = 0i128;
+    match selection {
+        Selection::Ids(ids) => ids
+            .iter()
+            .for_each(|&id| sum += values[id as usize] as i128),
+        Selection::Bitmap(bitmap) => {
+            for (word_index, &word) in bitmap.words().iter().enumerate() {
+                let mut bits = word;
+                let base = word_index * 64;
+                while bits != 0 {
+                    sum += values[base + bits.trailing_zeros() as usize] as i128;
+                    bits &= bits - 1;
+                }
+            }
+        }
+    }
+    sum
 }
 
 /// Whether a SUM over `column` reads its values by record: it keeps them, for every record,
