@@ -25,8 +25,9 @@ const ZSTD_LEVEL: i32 = 3;
 const DICTIONARY_BYTES_MAX: u64 = 1 << 36;
 const COMPRESSED_DICTIONARY_BLOCK: &str = "dictionary.zst";
 /// Numeric columns of more distinct values than this (their record column holds 4-byte
-/// symbols) keep their values by record: 8 bytes per record of memory, the price of a SUM
-/// that does not look every record's value up in a large dictionary.
+/// symbols) keep their values by record: 8 bytes per record of memory (up to twice that
+/// while appends grow the array, exactly that after a load), the price of a SUM that does
+/// not look every record's value up in a large dictionary.
 pub const VALUES_BY_RECORD_SYMBOLS_MIN: usize = 1 << 16;
 
 #[derive(Debug, Clone)]
@@ -103,7 +104,7 @@ impl ColumnShard {
         let records = &self.records;
         let values = self.values.get_or_insert_with(Vec::new);
         let start = values.len();
-        values.reserve_exact(records.len() - start);
+        values.reserve(records.len() - start);
         values.extend((start..records.len()).map(|id| match records.get(id) {
             NULL_SYMBOL => 0,
             symbol => keys[symbol as usize],
