@@ -324,14 +324,17 @@ fn main() {
 
     // ---- size ---------------------------------------------------------------------------
     let bytes = store.bytes();
-    println!("\nbytes per record (in memory)        dictionary   rhizomes    records      total");
+    println!(
+        "\nbytes per record (in memory)        dictionary   rhizomes    records     values      total"
+    );
     for (name, b) in &bytes.columns {
         let per = |x: u64| x as f64 / rows as f64;
         println!(
-            "  {name:<32} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            "  {name:<32} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             per(b.dictionary),
             per(b.rhizomes),
             per(b.records),
+            per(b.values),
             per(b.total())
         );
     }

@@ -8,7 +8,9 @@
 //! * columns with few distinct values (quantities, flags, dates, …) are *counted*: one
 //!   counter per (group slot, symbol). SUM, AVG, MIN, MAX, COUNT(col) and COUNT(DISTINCT)
 //!   are all derived from those counts at the end, so the per-record work is one increment;
-//! * other columns keep per-slot sums, extremes or value sets, record by record.
+//! * other columns keep per-slot sums, extremes or value sets, record by record; a SUM over a
+//!   numeric column of many distinct values and no NULL reads the column's values by record
+//!   (one array entry per record, no dictionary look-up).
 //!
 //! Nothing goes back from symbols to values until the end, where the partial is keyed by
 //! values so that it merges across shards.
@@ -17,6 +19,7 @@ use std::collections::HashSet;
 
 use hashbrown::HashMap;
 
+use crate::column::ColumnShard;
 use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
 use crate::planner::Selection;
 use crate::query::{AggState, Aggregate, KeyValue, Partial, ShardQuery};
@@ -64,6 +67,26 @@ impl Window<'_> {
         match self {
             Window::Range { start, .. } => records.accumulate_range(*start, stride, out),
             Window::Ids(ids) => records.accumulate_ids(ids, stride, out),
+        }
+    }
+
+    /// `sums[slot_of[i]] += value` of the i-th record of the window (and count it), from a
+    /// column's values by record.
+    #[inline]
+    fn sum_values(&self, values: &[i64], slot_of: &[u32], sums: &mut [i128], counts: &mut [u64]) {
+        let mut add = |slot: u32, value: i64| {
+            sums[slot as usize] += value as i128;
+            counts[slot as usize] += 1;
+        };
+        match self {
+            Window::Range { start, end, .. } => slot_of
+                .iter()
+                .zip(&values[*start..*end])
+                .for_each(|(&slot, &value)| add(slot, value)),
+            Window::Ids(ids) => slot_of
+                .iter()
+                .zip(ids.iter())
+                .for_each(|(&slot, &id)| add(slot, values[id as usize])),
         }
     }
 
@@ -189,6 +212,11 @@ enum RowAccumulator {
         sums: Vec<i128>,
         counts: Vec<u64>,
     },
+    /// SUM/AVG from the column's values by record, which has no NULL record.
+    SumValues {
+        sums: Vec<i128>,
+        counts: Vec<u64>,
+    },
     SumFloat {
         values: Vec<f64>,
         sums: Vec<f64>,
@@ -206,7 +234,8 @@ impl RowAccumulator {
     fn grow(&mut self, slots: usize) {
         match self {
             RowAccumulator::CountNonNull(counts) => counts.resize(slots, 0),
-            RowAccumulator::SumInt { sums, counts, .. } => {
+            RowAccumulator::SumInt { sums, counts, .. }
+            | RowAccumulator::SumValues { sums, counts } => {
                 sums.resize(slots, 0);
                 counts.resize(slots, 0);
             }
@@ -239,6 +268,11 @@ pub(crate) fn aggregate(
     group_columns: &[usize],
     aggregate_columns: &[Option<usize>],
 ) -> Result<Partial> {
+    if let Some(partial) =
+        sums_without_groups(store, query, selection, group_columns, aggregate_columns)
+    {
+        return Ok(partial);
+    }
     let symbol_count = |c: usize| store.column(c).dictionary().symbol_count();
     let combined = group_columns
         .iter()
@@ -312,6 +346,12 @@ pub(crate) fn aggregate(
                     .collect();
                 RowAccumulator::SumFloat {
                     values,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                }
+            }
+            Aggregate::Sum(_) | Aggregate::Avg(_) if sums_by_record(store.column(c)) => {
+                RowAccumulator::SumValues {
                     sums: Vec::new(),
                     counts: Vec::new(),
                 }
@@ -430,6 +470,13 @@ pub(crate) fn aggregate(
                 continue;
             };
             let column = store.column(*column);
+            if let RowAccumulator::SumValues { sums, counts } = accumulator {
+                let values = column
+                    .values_by_record()
+                    .expect("SumValues is chosen for columns with values by record");
+                window.sum_values(values, &slot_of, sums, counts);
+                continue;
+            }
             window.gather(column.records(), &mut symbols);
             let pairs = slot_of
                 .iter()
@@ -454,6 +501,7 @@ pub(crate) fn aggregate(
                         sum_deferred(keys, deferred, sums, counts);
                     }
                 }
+                RowAccumulator::SumValues { .. } => unreachable!("summed above"),
                 RowAccumulator::SumInt {
                     deferred: None,
                     sums,
@@ -555,7 +603,8 @@ pub(crate) fn aggregate(
                     let dictionary = store.column(*column).dictionary();
                     match accumulator {
                         RowAccumulator::CountNonNull(counts) => AggState::Count(counts[slot]),
-                        RowAccumulator::SumInt { sums, counts, .. } => AggState::SumInt {
+                        RowAccumulator::SumInt { sums, counts, .. }
+                        | RowAccumulator::SumValues { sums, counts } => AggState::SumInt {
                             sum: sums[slot],
                             count: counts[slot],
                         },
@@ -587,6 +636,86 @@ pub(crate) fn aggregate(
     // With no group column and no record selected the partial stays empty; `Partial::finish`
     // answers SQL's one row of empty aggregates.
     Ok(partial)
+}
+
+/// COUNT(*), SUM and AVG without GROUP BY, every SUM over a column [summed by
+/// record](sums_by_record): a plain walk of the selection per column, one register sum and
+/// one array read per selected record (no windows, slots or counters). `None` for any other
+/// query.
+fn sums_without_groups(
+    store: &ShardStore,
+    query: &ShardQuery,
+    selection: &Selection,
+    group_columns: &[usize],
+    aggregate_columns: &[Option<usize>],
+) -> Option<Partial> {
+    if !group_columns.is_empty() {
+        return None;
+    }
+    let mut columns: Vec<Option<&[i64]>> = Vec::with_capacity(query.aggregates.len());
+    for (aggregate, &column) in query.aggregates.iter().zip(aggregate_columns) {
+        columns.push(match (aggregate, column) {
+            (Aggregate::CountStar, None) => None,
+            (Aggregate::Sum(_) | Aggregate::Avg(_), Some(c))
+                if sums_by_record(store.column(c))
+                    && store.schema().columns[c].data_type != DataType::Double =>
+            {
+                store.column(c).values_by_record()
+            }
+            _ => return None,
+        });
+    }
+    let count = match selection {
+        Selection::Ids(ids) => ids.len() as u64,
+        Selection::Bitmap(bitmap) => bitmap.count(),
+    };
+    let mut partial = Partial::default();
+    if count == 0 {
+        // As the general path: no group, no record, no partial row.
+        return Some(partial);
+    }
+    let states = columns
+        .into_iter()
+        .map(|values| match values {
+            None => AggState::Count(count),
+            Some(values) => AggState::SumInt {
+                sum: sum_selected(values, selection),
+                count,
+            },
+        })
+        .collect();
+    partial.groups.insert(Vec::new(), states);
+    Some(partial)
+}
+
+/// The sum of `values[id]` over the ids of a selection.
+fn sum_selected(values: &[i64], selection: &Selection) -> i128 {
+    let mut sum = 0i128;
+    match selection {
+        Selection::Ids(ids) => ids
+            .iter()
+            .for_each(|&id| sum += values[id as usize] as i128),
+        Selection::Bitmap(bitmap) => {
+            for (word_index, &word) in bitmap.words().iter().enumerate() {
+                let mut bits = word;
+                let base = word_index * 64;
+                while bits != 0 {
+                    sum += values[base + bits.trailing_zeros() as usize] as i128;
+                    bits &= bits - 1;
+                }
+            }
+        }
+    }
+    sum
+}
+
+/// Whether a SUM over `column` reads its values by record: it keeps them, for every record,
+/// and no live record is NULL (the values do not say which are).
+fn sums_by_record(column: &ColumnShard) -> bool {
+    column
+        .values_by_record()
+        .is_some_and(|values| values.len() == column.records().len())
+        && column.rhizome(NULL_SYMBOL).cardinality() == 0
 }
 
 /// SUM over a column of more distinct values than this defers its look-ups (see

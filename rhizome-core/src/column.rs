@@ -2,6 +2,12 @@
 //! included) and the record column.
 //!
 //! Invariant: record `id` is in Rhizome `records[id]` unless it was deleted, and in no other.
+//!
+//! A numeric column of more than [`VALUES_BY_RECORD_SYMBOLS_MIN`] distinct values also keeps
+//! its values by record (`values[id] = key(records[id])`, 8 bytes per record, in memory only):
+//! a SUM over it then reads one array entry per selected record instead of the record column
+//! and then a random entry of a dictionary of megabytes. It is derived from the record column
+//! whenever records are appended or the column is loaded, so segment files do not change.
 
 use crate::batch::{BatchColumn, Cell};
 use crate::bytes::{ByteReader, ByteWriter};
@@ -18,6 +24,11 @@ const ZSTD_LEVEL: i32 = 3;
 /// Largest dictionary block a segment may declare (bounds the decompression buffer).
 const DICTIONARY_BYTES_MAX: u64 = 1 << 36;
 const COMPRESSED_DICTIONARY_BLOCK: &str = "dictionary.zst";
+/// Numeric columns of more distinct values than this (their record column holds 4-byte
+/// symbols) keep their values by record: 8 bytes per record of memory (up to twice that
+/// while appends grow the array, exactly that after a load), the price of a SUM that does
+/// not look every record's value up in a large dictionary.
+pub const VALUES_BY_RECORD_SYMBOLS_MIN: usize = 1 << 16;
 
 #[derive(Debug, Clone)]
 pub struct ColumnShard {
@@ -27,6 +38,10 @@ pub struct ColumnShard {
     /// The symbol of every record ever inserted. A deleted record's entry is meaningless (it
     /// keeps its symbol in memory and reads as NULL after a reload); nothing reads it.
     pub(crate) records: RecordColumn,
+    /// The key of every record's value (0 for NULL), for numeric columns of more than
+    /// [`VALUES_BY_RECORD_SYMBOLS_MIN`] symbols: always as long as `records` and equal to
+    /// `key(records[id])` then, `None` for other columns. Deleted records keep theirs.
+    pub(crate) values: Option<Vec<i64>>,
 }
 
 /// Bytes a column shard holds, by part.
@@ -35,11 +50,13 @@ pub struct ColumnBytes {
     pub dictionary: u64,
     pub rhizomes: u64,
     pub records: u64,
+    /// Values by record (numeric columns of many distinct values only).
+    pub values: u64,
 }
 
 impl ColumnBytes {
     pub fn total(&self) -> u64 {
-        self.dictionary + self.rhizomes + self.records
+        self.dictionary + self.rhizomes + self.records + self.values
     }
 }
 
@@ -52,6 +69,7 @@ impl ColumnShard {
             dictionary: Dictionary::new(data_type),
             rhizomes,
             records: RecordColumn::default(),
+            values: None,
         }
     }
 
@@ -61,6 +79,37 @@ impl ColumnShard {
 
     pub fn records(&self) -> &RecordColumn {
         &self.records
+    }
+
+    /// The key of every record's value (0 for NULL and deleted records), when this column
+    /// keeps them (numeric, more than [`VALUES_BY_RECORD_SYMBOLS_MIN`] distinct values).
+    pub fn values_by_record(&self) -> Option<&[i64]> {
+        self.values.as_deref()
+    }
+
+    /// Bring the values by record up to date with the record column: start keeping them once
+    /// a numeric dictionary passes [`VALUES_BY_RECORD_SYMBOLS_MIN`] symbols, and extend them
+    /// over records appended since.
+    fn sync_values(&mut self) {
+        let numeric = matches!(
+            self.dictionary.data_type(),
+            DataType::BigInt | DataType::Int | DataType::Decimal { .. }
+        );
+        let Some(keys) = self.dictionary.fixed_keys() else {
+            return;
+        };
+        if !numeric || (self.values.is_none() && keys.len() <= VALUES_BY_RECORD_SYMBOLS_MIN) {
+            return;
+        }
+        let records = &self.records;
+        let values = self.values.get_or_insert_with(Vec::new);
+        let start = values.len();
+        values.reserve(records.len() - start);
+        values.extend((start..records.len()).map(|id| match records.get(id) {
+            NULL_SYMBOL => 0,
+            symbol => keys[symbol as usize],
+        }));
+        debug_assert_eq!(values.len(), records.len());
     }
 
     pub fn rhizome(&self, symbol: Symbol) -> RhizomeRef<'_> {
@@ -94,6 +143,7 @@ impl ColumnShard {
             self.rhizomes.append(symbol, first + row as RecordId)?;
             self.records.push(symbol);
         }
+        self.sync_values();
         Ok(())
     }
 
@@ -150,6 +200,10 @@ impl ColumnShard {
                 .allocated_bytes
                 .max(stats.encoded_bytes + stats.skip_bytes),
             records: self.records.heap_bytes(),
+            values: self
+                .values
+                .as_ref()
+                .map_or(0, |values| values.capacity() as u64 * 8),
         }
     }
 
@@ -251,10 +305,13 @@ impl ColumnShard {
                 ));
             }
         }
-        Ok(ColumnShard {
+        let mut column = ColumnShard {
             dictionary,
             rhizomes,
             records,
-        })
+            values: None,
+        };
+        column.sync_values();
+        Ok(column)
     }
 }
