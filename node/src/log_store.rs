@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader};
+use rhizome_core::durable;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -102,14 +103,14 @@ fn encode_record(record: &RecordRef<'_>) -> Vec<u8> {
 
 /// Fsync a directory, so a rename or a new file in it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    durable::sync_dir(dir)
 }
 
 impl LogStore {
     /// Open (or create) the log in `dir`, replaying every intact record.
     pub fn open(dir: &Path) -> Result<LogStore, StorageError> {
         let read_err = |e: std::io::Error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &e);
-        std::fs::create_dir_all(dir).map_err(read_err)?;
+        durable::create_dir_all(dir).map_err(read_err)?;
         let path = dir.join(LOG_FILE);
         let mut bytes = Vec::new();
         if path.exists() {
@@ -152,11 +153,16 @@ impl LogStore {
             .append(true)
             .open(&path)
             .map_err(read_err)?;
+        // What was replayed is fsynced before anything is acknowledged on top of it: after a
+        // process crash the page cache may still hold records that never reached the disk,
+        // and a replayed entry counts toward a commit as soon as a leader asks for it.
         if offset < bytes.len() {
             file.set_len(offset as u64)
-                .and_then(|_| file.sync_all())
                 .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
         }
+        file.sync_all()
+            .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        durable::file_synced(&path, &file);
         sync_dir(dir).map_err(read_err)?;
         inner.file = Some(file);
         inner.file_bytes = offset as u64;
@@ -271,9 +277,13 @@ impl LogInner {
             .file
             .as_mut()
             .expect("the log file is open outside a rewrite");
-        let result = file
-            .write_all(bytes)
-            .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+        let result = file.write_all(bytes).and_then(|_| {
+            if sync {
+                file.sync_data()?;
+                durable::file_synced(&self.path, file);
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => {
                 self.file_bytes += bytes.len() as u64;
@@ -318,7 +328,9 @@ impl LogInner {
             let mut file = File::create(&tmp)?;
             file.write_all(&out)?;
             file.sync_all()?;
+            durable::file_synced(&tmp, &file);
             std::fs::rename(&tmp, &self.path)?;
+            durable::renamed(&tmp, &self.path);
             sync_dir(self.path.parent().expect("the log file has a directory"))?;
             OpenOptions::new().append(true).open(&self.path)
         })();
@@ -537,6 +549,53 @@ mod tests {
         let store = LogStore::open(dir.path()).expect("reopen");
         assert_eq!(indexes(&store), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(store.lock().entries[&6].0.log_id.leader_id.term, 2);
+    }
+
+    #[tokio::test]
+    async fn opening_makes_the_group_directory_and_the_replayed_log_durable() {
+        // Proves: a new group's directories are fsynced into their parents (a crash cannot
+        // drop the directory and the log in it), and what a reopen replayed is fsynced before
+        // anything is acknowledged on top of it (after a process crash the page cache may hold
+        // records the disk does not), as the durability record of a simulation sees it.
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        let dir = root.join("groups").join("g");
+        // Recording is per thread: the log's writes run on this one.
+        crate::blocking::run_inline_on_this_thread(true);
+        durable::record_on_this_thread(true);
+        let mut store = LogStore::open(&dir).expect("open");
+        let taken = durable::take_under(&root);
+        let name = |n: &str| std::ffi::OsString::from(n);
+        assert!(taken.dirs[&root].contains(&name("groups")), "{taken:?}");
+        assert!(taken.dirs[&root.join("groups")].contains(&name("g")));
+        assert!(taken.dirs[&dir].contains(&name(LOG_FILE)));
+        assert_eq!(taken.files[&dir.join(LOG_FILE)], 0);
+
+        store
+            .blocking_append((1..=3).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        let appended = store.file_bytes();
+        assert_eq!(
+            durable::take_under(&root).files[&dir.join(LOG_FILE)],
+            appended
+        );
+        // Written without an fsync, as a process crash in the middle of an append leaves it.
+        store
+            .lock()
+            .write(&encode_record(&RecordRef::Entry(&entry(1, 4))), false)
+            .expect("write");
+        assert!(
+            durable::take_under(&root).files.is_empty(),
+            "nothing fsynced"
+        );
+        drop(store);
+        let store = LogStore::open(&dir).expect("reopen");
+        let taken = durable::take_under(&root);
+        durable::record_on_this_thread(false);
+        crate::blocking::run_inline_on_this_thread(false);
+        assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
+        assert_eq!(taken.files[&dir.join(LOG_FILE)], store.file_bytes());
     }
 
     #[tokio::test]
