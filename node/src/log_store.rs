@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Entries, votes, the committed id, truncations and purges are all records; replaying the
-//! file in order rebuilds the log. Entries and votes are fsynced before they are acknowledged
-//! (the `LogFlushed` callback, or the return of `save_vote`). A torn or corrupt tail (short
+//! file in order rebuilds the log. Every record is fsynced before it is acknowledged (the
+//! `LogFlushed` callback, or the return of `save_vote`, `save_committed`, `truncate` and
+//! `purge`). A torn or corrupt tail (short
 //! record, checksum mismatch) ends the replay: it can only hold records that were never
 //! acknowledged, and it is cut off. When purged records make up most of the file, it is
 //! rewritten (temp file, fsync, rename, directory fsync) with only what is live.
@@ -400,13 +401,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsynced here: the committed id is a hint for re-applying on restart; losing the
-        // latest one only means re-learning it from the leader. It reaches disk with the next
-        // fsynced record.
-        let mut inner = self.lock();
-        inner.write(&encode_record(&RecordRef::Committed(&committed)), false)?;
-        inner.committed = committed;
-        Ok(())
+        // Fsynced: openraft restarts a leader whose vote is committed as leader in the same
+        // term, and its read index is then the greater of this id and the first entry of its
+        // term. A committed id lost at a crash (an older one read back) would let it answer
+        // a linearizable read before it applied entries acknowledged before the crash.
+        self.blocking(move |inner| {
+            inner.write(&encode_record(&RecordRef::Committed(&committed)), true)?;
+            inner.committed = committed;
+            Ok(())
+        })
+        .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -457,8 +461,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Fsynced: a purge that a crash loses brings purged entries back below a snapshot,
+        // and the log's last index with them.
         let mut inner = self.lock();
-        inner.write(&encode_record(&RecordRef::Purge(&log_id)), false)?;
+        inner.write(&encode_record(&RecordRef::Purge(&log_id)), true)?;
         inner.remove_upto(log_id);
         inner.maybe_rewrite()
     }
@@ -596,6 +602,31 @@ mod tests {
         crate::blocking::run_inline_on_this_thread(false);
         assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
         assert_eq!(taken.files[&dir.join(LOG_FILE)], store.file_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_saved_committed_id_is_durable_when_the_call_returns() {
+        // Proves: the committed id is fsynced before `save_committed` returns, so a leader
+        // that restarts as leader (openraft keeps its term) reads back the id it applied up
+        // to, not an older one that would let it answer a read before re-applying.
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        crate::blocking::run_inline_on_this_thread(true);
+        durable::record_on_this_thread(true);
+        let mut store = LogStore::open(&root).expect("open");
+        store
+            .blocking_append((1..=3).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        let committed = Some(*entry(1, 3).get_log_id());
+        store.save_committed(committed).await.expect("committed");
+        let taken = durable::take_under(&root);
+        durable::record_on_this_thread(false);
+        crate::blocking::run_inline_on_this_thread(false);
+        assert_eq!(taken.files[&root.join(LOG_FILE)], store.file_bytes());
+        drop(store);
+        let mut store = LogStore::open(&root).expect("reopen");
+        assert_eq!(store.read_committed().await.expect("read"), committed);
     }
 
     #[tokio::test]
