@@ -20,9 +20,10 @@ use rand::Rng;
 /// What goes wrong during one episode. Node numbers are 1-based ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// The node crashes and restarts from its disk when the episode ends. With `torn_log`,
-    /// the crash caught a log append half-written: the tail of one of its groups' Raft logs
-    /// holds a partial record (never fsynced, so never acknowledged).
+    /// The node crashes and restarts from its disk when the episode ends; its disk keeps
+    /// only what it fsynced (see [`crate::disk`]). With `torn_log`, the crash also caught a
+    /// log append half-written: the tail of one of its groups' Raft logs holds a partial
+    /// record (never fsynced, so never acknowledged).
     Crash { node: u64, torn_log: bool },
     /// The node is cut off from every other node (clients still reach it).
     Isolate { node: u64 },

@@ -1,5 +1,6 @@
 //! One simulated run: nodes and coordinators as turmoil hosts (each node with a data
-//! directory that survives its crashes), workload clients, a fault driver, and the checks.
+//! directory that keeps, through its crashes, what the node fsynced: see [`crate::disk`]),
+//! workload clients, a fault driver, and the checks.
 //!
 //! A run has three phases:
 //! 1. *setup*: a client creates the tables and waits until every shard answers;
@@ -64,6 +65,7 @@ use rand::{Rng, SeedableRng};
 use rhizome_core::query::Condition;
 use rhizome_core::value::Value;
 
+use crate::disk;
 use crate::faults::{self, Episode, Fault, PlanSettings};
 use crate::model::{
     self, Answer, History, QueryKind, QueryRecord, QueryStats, Row, ShardContents,
@@ -302,10 +304,12 @@ fn boxed(e: node::Error) -> Box<dyn std::error::Error> {
 /// Run one simulation. `Ok` when every check held.
 pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     node::blocking::run_inline_on_this_thread(true);
+    rhizome_core::durable::record_on_this_thread(true);
     #[cfg(feature = "canary")]
     node::canary::set_on_this_thread(config.canary);
     let result = run_inner(config);
     node::blocking::run_inline_on_this_thread(false);
+    rhizome_core::durable::record_on_this_thread(false);
     #[cfg(feature = "canary")]
     node::canary::set_on_this_thread(None);
     result
@@ -345,6 +349,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let dir = scratch.path().join(node_name(id));
         std::fs::create_dir_all(&dir)
             .map_err(|e| fail(vec![format!("node directory: {e}")], Vec::new()))?;
+        // An empty disk: what the node writes from now on is durable once it says so.
+        rhizome_core::durable::mark_durable(&dir);
         // The spare knows the cluster's addresses and its own, as `--join` would start it.
         let peers = if id > config.nodes {
             all_peers.clone()
@@ -1437,14 +1443,23 @@ impl FaultDriver {
                 }
                 let name = node_name(*node);
                 self.crash_host(sim, &name);
+                let dir = self.data_root.join(&name);
+                let lost = disk::lose_unsynced(&dir, rng);
+                observer.trace.push(format!(
+                    "{} fault power loss {name}: {}",
+                    sim.elapsed().as_millis(),
+                    lost.unwrap_or_else(|e| format!("failed: {e}"))
+                ));
                 if *torn_log {
-                    let torn = tear_a_log(&self.data_root.join(&name), rng);
+                    let torn = tear_a_log(&dir, rng);
                     observer.trace.push(format!(
                         "{} fault torn log {}",
                         sim.elapsed().as_millis(),
                         torn.unwrap_or_else(|e| format!("failed: {e}"))
                     ));
                 }
+                // What the crash left is what the restarted node finds on its disk.
+                rhizome_core::durable::mark_durable(&dir);
                 shared.nodes.borrow_mut().remove(node);
                 observer.forget_node(*node);
                 self.crashed.insert(*node);
