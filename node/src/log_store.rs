@@ -405,8 +405,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // term, and its read index is then the greater of this id and the first entry of its
         // term. A committed id lost at a crash (an older one read back) would let it answer
         // a linearizable read before it applied entries acknowledged before the crash.
+        #[cfg(feature = "canary")]
+        let sync = !crate::canary::is_on(crate::canary::Canary::AckBeforeFsync);
+        #[cfg(not(feature = "canary"))]
+        let sync = true;
         self.blocking(move |inner| {
-            inner.write(&encode_record(&RecordRef::Committed(&committed)), true)?;
+            inner.write(&encode_record(&RecordRef::Committed(&committed)), sync)?;
             inner.committed = committed;
             Ok(())
         })
@@ -427,6 +431,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        #[cfg(feature = "canary")]
+        let sync = !crate::canary::is_on(crate::canary::Canary::AckBeforeFsync);
+        #[cfg(not(feature = "canary"))]
+        let sync = true;
         self.blocking(move |inner| {
             let mut bytes = Vec::new();
             for entry in entries {
@@ -438,7 +446,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.live_entry_bytes += size;
                 inner.entries.insert(index, (entry, size));
             }
-            let result = inner.write(&bytes, true);
+            let result = inner.write(&bytes, sync);
             match result {
                 Ok(()) => {
                     callback.log_io_completed(Ok(()));
