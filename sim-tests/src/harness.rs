@@ -16,14 +16,14 @@
 //! Hosts are `node<id>` (port [`NODE_PORT`]), `coord<n>` (HTTP on [`COORDINATOR_PORT`]),
 //! `setup`, `client<n>`, `mover`, `member` and `checker`.
 //!
-//! * **Membership** ([`SimConfig::spare`], [`SimConfig::leave`]; odd seeds): a spare node
+//! * **Membership** ([`SimConfig::spare`], [`SimConfig::leave`]; all but `0 mod 4`): a spare node
 //!   host runs from the start outside the cluster (the clients and coordinators are not told
 //!   of it). The `member` client asks, through the first nodes, for it to join
 //!   (`Client::join`) at a drawn time during the workload, then in some seeds for one of the
 //!   first nodes to leave (`Client::leave`), each retried every 2 s until it succeeds: the
 //!   faults (the spare is a crash target too) cut rebalances short, and the next attempt
 //!   finishes them. The workload does not wait for them; the check phase does. Clients and
-//!   coordinators learn a joined node from the metadata. Even seeds move shards by hand
+//!   coordinators learn a joined node from the metadata. Seeds `0 mod 4` move shards by hand
 //!   instead (`mover`), which the metadata does not record, so the two never mix.
 //!
 //! * A **coordinator** is the production one: `GrpcCluster` over a [`SimTransport`], the
@@ -134,14 +134,16 @@ pub struct SimConfig {
 impl SimConfig {
     /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, with a
     /// spare node that joins while the clients write (and, when `seed % 4 == 3`, then one of
-    /// the 3 first nodes leaves); even seeds on 4 nodes with 3 replicas per shard, moving
-    /// shards by hand (`ChangeReplicas`) while the clients write.
+    /// the 3 first nodes leaves); even seeds on 4 nodes with 3 replicas per shard, either
+    /// moving shards by hand (`ChangeReplicas`, `seed % 4 == 0`) or with a spare that joins
+    /// and then one of the 3 first nodes (a meta voter) leaving (`seed % 4 == 2`), so the
+    /// rebalancer moves shards between nodes that hold only some of them.
     pub fn new(seed: u64) -> SimConfig {
-        let moving = seed.is_multiple_of(2);
-        let leaving = seed % 4 == 3;
+        let moving = seed.is_multiple_of(4);
+        let leaving = seed % 4 >= 2;
         SimConfig {
             seed,
-            nodes: if moving { 4 } else { 3 },
+            nodes: if seed.is_multiple_of(2) { 4 } else { 3 },
             clients: 3,
             sql_clients: 2,
             coordinators: 2,
@@ -1506,18 +1508,14 @@ impl FaultDriver {
                 Applied::PartitionedOneWay(node_name(*from), node_name(*to))
             }
             Fault::Hold { a, b } => {
-                sim.hold(node_name(*a).as_str(), node_name(*b).as_str());
-                Applied::Held(vec![(node_name(*a), node_name(*b))])
+                sim.hold(a.as_str(), b.as_str());
+                Applied::Held(vec![(a.clone(), b.clone())])
             }
             Fault::Clog { links } => {
-                let pairs: Vec<_> = links
-                    .iter()
-                    .map(|(a, b)| (node_name(*a), node_name(*b)))
-                    .collect();
-                for (a, b) in &pairs {
+                for (a, b) in links {
                     sim.hold(a.as_str(), b.as_str());
                 }
-                Applied::Held(pairs)
+                Applied::Held(links.clone())
             }
             Fault::Split { side } => {
                 let mut pairs = Vec::new();

@@ -78,8 +78,10 @@
 //!   it can lose is what the node left unsynced across them (since the committed ids and
 //!   purges of the Raft log are fsynced too, nothing the node relies on), and a crash may
 //!   also leave half a record (or a record with a bad checksum) at the end of a Raft log.
-//! * **Nodes joining and leaving** is not built in the node yet; even seeds run 4 nodes and
-//!   move shards (`ChangeReplicas`) while clients write, which adds and removes replicas.
+//! * **Nodes joining and leaving**: odd seeds run 3 nodes and a spare that joins (and in
+//!   half of them one of the first three leaves); seeds `2 mod 4` run 4 nodes with 3
+//!   replicas, a spare that joins and one of the first three leaving; seeds `0 mod 4` run 4
+//!   nodes and move shards by hand (`ChangeReplicas`), which the metadata does not record.
 //! * **The coordinator** is a host too — two of them (`coord1`, `coord2`), each the
 //!   production coordinator over [`net::SimTransport`] serving HTTP, each sent SQL by one
 //!   client. They are crashed and restarted (a fresh process: a coordinator keeps nothing on

@@ -137,9 +137,9 @@ fn seeds_under_faults_lose_nothing_and_never_answer_wrong() {
     // lose what was not fsynced, partitions, held links, loss and latency, every check of the
     // harness holds: no acknowledged write lost or duplicated, unacknowledged writes
     // all-or-nothing, no row nobody wrote, queries right as of a point in their interval,
-    // replicas converged, Raft's invariants held; with nodes joining (odd seeds) and leaving
-    // (seeds 3 mod 4) meanwhile, each shard's replicas are the ones the metadata records and
-    // no other node hosts it.
+    // replicas converged, Raft's invariants held; with nodes joining (all seeds but 0 mod 4)
+    // and leaving (seeds 2 and 3 mod 4) meanwhile, each shard's replicas are the ones the
+    // metadata records and no other node hosts it.
     init_logs();
     let seeds = seeds::selected(seeds::CI_SEED_COUNT);
     let started = Instant::now();
