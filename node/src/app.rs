@@ -272,7 +272,10 @@ impl Node {
         let dirs = GroupDirs::new(&self.config.data_dirs, &spec.key.dir_name());
         let group_file = dirs.first().join(GROUP_FILE);
         if !group_file.exists() {
-            std::fs::create_dir_all(dirs.first()).map_err(|e| Error::io(dirs.first(), e))?;
+            // Durably: a group directory whose entry a crash drops takes the group's log
+            // (its votes and acknowledged entries) with it.
+            rhizome_core::durable::create_dir_all(dirs.first())
+                .map_err(|e| Error::io(dirs.first(), e))?;
             write_atomic(
                 &group_file,
                 &bincode::serialize(&spec).expect("a group spec serialises"),

@@ -14,6 +14,11 @@ pub enum Canary {
     /// first: a deposed leader (or a follower) answers with a state that misses acknowledged
     /// writes.
     StaleReads,
+    /// Raft log appends are acknowledged (openraft's `LogFlushed`) without being fsynced, and
+    /// so are committed ids (only votes and truncations still fsync the log): a replica
+    /// counts toward a commit with entries that a crash (power loss) then takes from its
+    /// disk.
+    AckBeforeFsync,
 }
 
 thread_local! {

@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Entries, votes, the committed id, truncations and purges are all records; replaying the
-//! file in order rebuilds the log. Entries and votes are fsynced before they are acknowledged
-//! (the `LogFlushed` callback, or the return of `save_vote`). A torn or corrupt tail (short
+//! file in order rebuilds the log. Every record is fsynced before it is acknowledged (the
+//! `LogFlushed` callback, or the return of `save_vote`, `save_committed`, `truncate` and
+//! `purge`). A torn or corrupt tail (short
 //! record, checksum mismatch) ends the replay: it can only hold records that were never
 //! acknowledged, and it is cut off. When purged records make up most of the file, it is
 //! rewritten (temp file, fsync, rename, directory fsync) with only what is live.
@@ -29,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader};
+use rhizome_core::durable;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -102,14 +104,14 @@ fn encode_record(record: &RecordRef<'_>) -> Vec<u8> {
 
 /// Fsync a directory, so a rename or a new file in it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    durable::sync_dir(dir)
 }
 
 impl LogStore {
     /// Open (or create) the log in `dir`, replaying every intact record.
     pub fn open(dir: &Path) -> Result<LogStore, StorageError> {
         let read_err = |e: std::io::Error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &e);
-        std::fs::create_dir_all(dir).map_err(read_err)?;
+        durable::create_dir_all(dir).map_err(read_err)?;
         let path = dir.join(LOG_FILE);
         let mut bytes = Vec::new();
         if path.exists() {
@@ -152,11 +154,16 @@ impl LogStore {
             .append(true)
             .open(&path)
             .map_err(read_err)?;
+        // What was replayed is fsynced before anything is acknowledged on top of it: after a
+        // process crash the page cache may still hold records that never reached the disk,
+        // and a replayed entry counts toward a commit as soon as a leader asks for it.
         if offset < bytes.len() {
             file.set_len(offset as u64)
-                .and_then(|_| file.sync_all())
                 .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
         }
+        file.sync_all()
+            .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        durable::file_synced(&path, &file);
         sync_dir(dir).map_err(read_err)?;
         inner.file = Some(file);
         inner.file_bytes = offset as u64;
@@ -271,9 +278,13 @@ impl LogInner {
             .file
             .as_mut()
             .expect("the log file is open outside a rewrite");
-        let result = file
-            .write_all(bytes)
-            .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+        let result = file.write_all(bytes).and_then(|_| {
+            if sync {
+                file.sync_data()?;
+                durable::file_synced(&self.path, file);
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => {
                 self.file_bytes += bytes.len() as u64;
@@ -318,7 +329,9 @@ impl LogInner {
             let mut file = File::create(&tmp)?;
             file.write_all(&out)?;
             file.sync_all()?;
+            durable::file_synced(&tmp, &file);
             std::fs::rename(&tmp, &self.path)?;
+            durable::renamed(&tmp, &self.path);
             sync_dir(self.path.parent().expect("the log file has a directory"))?;
             OpenOptions::new().append(true).open(&self.path)
         })();
@@ -388,13 +401,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsynced here: the committed id is a hint for re-applying on restart; losing the
-        // latest one only means re-learning it from the leader. It reaches disk with the next
-        // fsynced record.
-        let mut inner = self.lock();
-        inner.write(&encode_record(&RecordRef::Committed(&committed)), false)?;
-        inner.committed = committed;
-        Ok(())
+        // Fsynced: openraft restarts a leader whose vote is committed as leader in the same
+        // term, and its read index is then the greater of this id and the first entry of its
+        // term. A committed id lost at a crash (an older one read back) would let it answer
+        // a linearizable read before it applied entries acknowledged before the crash.
+        #[cfg(feature = "canary")]
+        let sync = !crate::canary::is_on(crate::canary::Canary::AckBeforeFsync);
+        #[cfg(not(feature = "canary"))]
+        let sync = true;
+        self.blocking(move |inner| {
+            inner.write(&encode_record(&RecordRef::Committed(&committed)), sync)?;
+            inner.committed = committed;
+            Ok(())
+        })
+        .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -411,6 +431,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        #[cfg(feature = "canary")]
+        let sync = !crate::canary::is_on(crate::canary::Canary::AckBeforeFsync);
+        #[cfg(not(feature = "canary"))]
+        let sync = true;
         self.blocking(move |inner| {
             let mut bytes = Vec::new();
             for entry in entries {
@@ -422,7 +446,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.live_entry_bytes += size;
                 inner.entries.insert(index, (entry, size));
             }
-            let result = inner.write(&bytes, true);
+            let result = inner.write(&bytes, sync);
             match result {
                 Ok(()) => {
                     callback.log_io_completed(Ok(()));
@@ -445,8 +469,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Fsynced: a purge that a crash loses brings purged entries back below a snapshot,
+        // and the log's last index with them.
         let mut inner = self.lock();
-        inner.write(&encode_record(&RecordRef::Purge(&log_id)), false)?;
+        inner.write(&encode_record(&RecordRef::Purge(&log_id)), true)?;
         inner.remove_upto(log_id);
         inner.maybe_rewrite()
     }
@@ -537,6 +563,78 @@ mod tests {
         let store = LogStore::open(dir.path()).expect("reopen");
         assert_eq!(indexes(&store), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(store.lock().entries[&6].0.log_id.leader_id.term, 2);
+    }
+
+    #[tokio::test]
+    async fn opening_makes_the_group_directory_and_the_replayed_log_durable() {
+        // Proves: a new group's directories are fsynced into their parents (a crash cannot
+        // drop the directory and the log in it), and what a reopen replayed is fsynced before
+        // anything is acknowledged on top of it (after a process crash the page cache may hold
+        // records the disk does not), as the durability record of a simulation sees it.
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        let dir = root.join("groups").join("g");
+        // Recording is per thread: the log's writes run on this one.
+        crate::blocking::run_inline_on_this_thread(true);
+        durable::record_on_this_thread(true);
+        let mut store = LogStore::open(&dir).expect("open");
+        let taken = durable::take_under(&root);
+        let name = |n: &str| std::ffi::OsString::from(n);
+        assert!(taken.dirs[&root].contains(&name("groups")), "{taken:?}");
+        assert!(taken.dirs[&root.join("groups")].contains(&name("g")));
+        assert!(taken.dirs[&dir].contains(&name(LOG_FILE)));
+        assert_eq!(taken.files[&dir.join(LOG_FILE)], 0);
+
+        store
+            .blocking_append((1..=3).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        let appended = store.file_bytes();
+        assert_eq!(
+            durable::take_under(&root).files[&dir.join(LOG_FILE)],
+            appended
+        );
+        // Written without an fsync, as a process crash in the middle of an append leaves it.
+        store
+            .lock()
+            .write(&encode_record(&RecordRef::Entry(&entry(1, 4))), false)
+            .expect("write");
+        assert!(
+            durable::take_under(&root).files.is_empty(),
+            "nothing fsynced"
+        );
+        drop(store);
+        let store = LogStore::open(&dir).expect("reopen");
+        let taken = durable::take_under(&root);
+        durable::record_on_this_thread(false);
+        crate::blocking::run_inline_on_this_thread(false);
+        assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
+        assert_eq!(taken.files[&dir.join(LOG_FILE)], store.file_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_saved_committed_id_is_durable_when_the_call_returns() {
+        // Proves: the committed id is fsynced before `save_committed` returns, so a leader
+        // that restarts as leader (openraft keeps its term) reads back the id it applied up
+        // to, not an older one that would let it answer a read before re-applying.
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        crate::blocking::run_inline_on_this_thread(true);
+        durable::record_on_this_thread(true);
+        let mut store = LogStore::open(&root).expect("open");
+        store
+            .blocking_append((1..=3).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        let committed = Some(*entry(1, 3).get_log_id());
+        store.save_committed(committed).await.expect("committed");
+        let taken = durable::take_under(&root);
+        durable::record_on_this_thread(false);
+        crate::blocking::run_inline_on_this_thread(false);
+        assert_eq!(taken.files[&root.join(LOG_FILE)], store.file_bytes());
+        drop(store);
+        let mut store = LogStore::open(&root).expect("reopen");
+        assert_eq!(store.read_committed().await.expect("read"), committed);
     }
 
     #[tokio::test]

@@ -375,7 +375,7 @@ impl MetaStateMachine {
     /// Open the meta state in `dir` (created if missing): the last snapshot, or empty.
     pub fn open(dir: &Path) -> Result<MetaStateMachine, StorageError> {
         let read_err = |e: String| error(ErrorSubject::StateMachine, ErrorVerb::Read, e);
-        std::fs::create_dir_all(dir).map_err(|e| read_err(e.to_string()))?;
+        rhizome_core::durable::create_dir_all(dir).map_err(|e| read_err(e.to_string()))?;
         let path = dir.join(SNAPSHOT_FILE);
         let state = match std::fs::read(&path) {
             Ok(bytes) => {

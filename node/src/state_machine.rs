@@ -187,11 +187,12 @@ impl GroupDirs {
     /// Create `name` on every spindle and point `live` at it (atomically, durably).
     fn point_live_at(&self, name: &str) -> std::io::Result<()> {
         for dir in &self.dirs {
-            std::fs::create_dir_all(dir.join(name))?;
+            rhizome_core::durable::create_dir_all(&dir.join(name))?;
             let tmp = dir.join("live.tmp");
             let _ = std::fs::remove_file(&tmp);
             std::os::unix::fs::symlink(name, &tmp)?;
             std::fs::rename(&tmp, dir.join(LIVE_LINK))?;
+            rhizome_core::durable::renamed(&tmp, &dir.join(LIVE_LINK));
             sync_dir(dir)?;
         }
         Ok(())
@@ -220,7 +221,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
+    rhizome_core::durable::file_synced(&tmp, &file);
     std::fs::rename(&tmp, path)?;
+    rhizome_core::durable::renamed(&tmp, path);
     sync_dir(path.parent().expect("a file has a directory"))
 }
 
@@ -358,7 +361,7 @@ impl ShardStateMachine {
     pub fn open(dirs: GroupDirs, schema: Schema) -> Result<ShardStateMachine, StorageError> {
         let read_err = |e: std::io::Error| sm_error(ErrorVerb::Read, e);
         for dir in &dirs.dirs {
-            std::fs::create_dir_all(dir).map_err(read_err)?;
+            rhizome_core::durable::create_dir_all(dir).map_err(read_err)?;
         }
         let state = match dirs.current().map_err(read_err)? {
             Some(name) => {
@@ -563,7 +566,7 @@ impl ShardStateMachine {
         let name = dirs.next_snapshot_name().map_err(io)?;
         let spindles = dirs.dirs.len();
         for dir in &dirs.dirs {
-            std::fs::create_dir_all(dir.join(&name)).map_err(io)?;
+            rhizome_core::durable::create_dir_all(&dir.join(&name)).map_err(io)?;
         }
         for (file_name, bytes) in &files {
             // Column files go where this node's store looks for them: column i on spindle
@@ -575,7 +578,12 @@ impl ShardStateMachine {
                 .map_or(0, |i| i % spindles);
             let path = dirs.dirs[spindle].join(&name).join(file_name);
             std::fs::write(&path, bytes)
-                .and_then(|_| std::fs::File::open(&path)?.sync_all())
+                .and_then(|_| {
+                    let file = std::fs::File::open(&path)?;
+                    file.sync_all()?;
+                    rhizome_core::durable::file_synced(&path, &file);
+                    Ok(())
+                })
                 .map_err(io)?;
         }
         for dir in &dirs.dirs {

@@ -12,6 +12,7 @@
 //! | [`batch`] | a batch of rows held by column: what an insert carries to the replicas |
 //! | [`bytes`] | little helpers for our binary encodings |
 //! | [`segment`] | immutable checksummed segment files, atomic writes |
+//! | [`durable`] | what a crash would keep: fsynced lengths and directory entries, recorded for a simulation |
 //! | [`dictionary`] | a column shard's value ↔ symbol dictionary with ordered access |
 //! | [`record_column`] | the forward index: symbol per local record id |
 //! | [`column`] | a column shard: dictionary + Rhizomes + record column |
@@ -26,6 +27,7 @@ mod byte_set;
 pub mod bytes;
 pub mod column;
 pub mod dictionary;
+pub mod durable;
 pub mod error;
 pub mod planner;
 pub mod query;

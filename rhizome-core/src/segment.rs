@@ -454,7 +454,10 @@ fn write_atomic_with(
         write(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)
+        crate::durable::file_synced(&temp, &file);
+        std::fs::rename(&temp, path)?;
+        crate::durable::renamed(&temp, path);
+        Ok(())
     })();
     if let Err(e) = written {
         // The temp file may not exist (create failed); either way nothing else to undo.
@@ -470,16 +473,6 @@ fn write_atomic_with(
 
 /// Make a directory's entries (a rename, a new file) durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))
-    }
-    #[cfg(not(unix))]
-    {
-        // Directories cannot be opened for syncing here; renames are durable on their own.
-        let _ = dir;
-        Ok(())
-    }
+    // Off unix, directories cannot be opened for syncing; renames are durable on their own.
+    crate::durable::sync_dir(dir).map_err(|e| Error::io(dir, e))
 }

@@ -320,7 +320,7 @@ impl ShardStore {
         let mut files = Vec::new();
         for (index, column) in self.columns.iter().enumerate() {
             let path = Self::column_file(data_dirs, index)?;
-            std::fs::create_dir_all(path.parent().expect("a column file has a directory"))
+            crate::durable::create_dir_all(path.parent().expect("a column file has a directory"))
                 .map_err(|e| Error::io(&path, e))?;
             let mut writer = SegmentWriter::new(&path, "column");
             for (name, bytes) in column.encode()? {

@@ -20,9 +20,10 @@ use rand::Rng;
 /// What goes wrong during one episode. Node numbers are 1-based ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// The node crashes and restarts from its disk when the episode ends. With `torn_log`,
-    /// the crash caught a log append half-written: the tail of one of its groups' Raft logs
-    /// holds a partial record (never fsynced, so never acknowledged).
+    /// The node crashes and restarts from its disk when the episode ends; its disk keeps
+    /// only what it fsynced (see [`crate::disk`]). With `torn_log`, the crash also caught a
+    /// log append half-written: the tail of one of its groups' Raft logs holds a partial
+    /// record (never fsynced, so never acknowledged).
     Crash { node: u64, torn_log: bool },
     /// The node is cut off from every other node (clients still reach it).
     Isolate { node: u64 },
@@ -31,10 +32,12 @@ pub enum Fault {
     IsolateLeader { group: usize },
     /// Messages from one node to another are dropped; the other way works.
     OneWay { from: u64, to: u64 },
-    /// Messages between two nodes are held, then delivered when the episode ends.
-    Hold { a: u64, b: u64 },
-    /// Several links are held, then released one by one in a drawn order.
-    Clog { links: Vec<(u64, u64)> },
+    /// Messages between two hosts are held, then delivered when the episode ends: two nodes,
+    /// or a coordinator and a node or its SQL client.
+    Hold { a: String, b: String },
+    /// Several links (as for [`Fault::Hold`]) are held, then released one by one in a drawn
+    /// order.
+    Clog { links: Vec<(String, String)> },
     /// The nodes split in two sides that cannot reach each other (clients reach both).
     Split { side: Vec<u64> },
     /// Each step, the link between two hosts (nodes or clients) breaks with this probability
@@ -113,6 +116,26 @@ fn pick_link(rng: &mut StdRng, settings: &PlanSettings) -> (String, String) {
     }
 }
 
+/// A link to hold: two nodes, or a quarter of the time (with coordinators) a coordinator and
+/// a node, or an SQL client and its coordinator, so a coordinator's requests and answers
+/// arrive late and in bursts, released in drawn orders.
+fn pick_held_link(rng: &mut StdRng, settings: &PlanSettings) -> (String, String) {
+    let (a, b) = pick_two(rng, settings.nodes);
+    let coordinators = settings.coordinators;
+    match rng.gen_range(0..8) {
+        0 if coordinators > 0 => {
+            let coordinator = rng.gen_range(1..=coordinators);
+            (format!("coord{coordinator}"), format!("node{b}"))
+        }
+        1 if coordinators > 0 && settings.sql_clients > 0 => {
+            let client = settings.clients + rng.gen_range(1..=settings.sql_clients);
+            let coordinator = coordinator_of(client, settings.clients, coordinators);
+            (format!("client{client}"), format!("coord{coordinator}"))
+        }
+        _ => (format!("node{a}"), format!("node{b}")),
+    }
+}
+
 fn crash_length_ms(rng: &mut StdRng, settings: &PlanSettings) -> u64 {
     let long = rng.gen_range(0..100) < settings.long_crash_percent;
     if long {
@@ -154,11 +177,14 @@ pub fn plan(rng: &mut StdRng, settings: PlanSettings) -> Vec<Episode> {
                 Fault::OneWay { from: a, to: b },
                 rng.gen_range(1_000..4_000),
             ),
-            4 => (Fault::Hold { a, b }, rng.gen_range(200..2_000)),
+            4 => {
+                let (a, b) = pick_held_link(rng, &settings);
+                (Fault::Hold { a, b }, rng.gen_range(200..2_000))
+            }
             5 => {
                 let mut links = BTreeSet::new();
                 for _ in 0..rng.gen_range(2..=4) {
-                    links.insert(pick_two(rng, nodes));
+                    links.insert(pick_held_link(rng, &settings));
                 }
                 (
                     Fault::Clog {

@@ -1,5 +1,6 @@
 //! One simulated run: nodes and coordinators as turmoil hosts (each node with a data
-//! directory that survives its crashes), workload clients, a fault driver, and the checks.
+//! directory that keeps, through its crashes, what the node fsynced: see [`crate::disk`]),
+//! workload clients, a fault driver, and the checks.
 //!
 //! A run has three phases:
 //! 1. *setup*: a client creates the tables and waits until every shard answers;
@@ -15,14 +16,14 @@
 //! Hosts are `node<id>` (port [`NODE_PORT`]), `coord<n>` (HTTP on [`COORDINATOR_PORT`]),
 //! `setup`, `client<n>`, `mover`, `member` and `checker`.
 //!
-//! * **Membership** ([`SimConfig::spare`], [`SimConfig::leave`]; odd seeds): a spare node
+//! * **Membership** ([`SimConfig::spare`], [`SimConfig::leave`]; all but `0 mod 4`): a spare node
 //!   host runs from the start outside the cluster (the clients and coordinators are not told
 //!   of it). The `member` client asks, through the first nodes, for it to join
 //!   (`Client::join`) at a drawn time during the workload, then in some seeds for one of the
 //!   first nodes to leave (`Client::leave`), each retried every 2 s until it succeeds: the
 //!   faults (the spare is a crash target too) cut rebalances short, and the next attempt
 //!   finishes them. The workload does not wait for them; the check phase does. Clients and
-//!   coordinators learn a joined node from the metadata. Even seeds move shards by hand
+//!   coordinators learn a joined node from the metadata. Seeds `0 mod 4` move shards by hand
 //!   instead (`mover`), which the metadata does not record, so the two never mix.
 //!
 //! * A **coordinator** is the production one: `GrpcCluster` over a [`SimTransport`], the
@@ -64,6 +65,7 @@ use rand::{Rng, SeedableRng};
 use rhizome_core::query::Condition;
 use rhizome_core::value::Value;
 
+use crate::disk;
 use crate::faults::{self, Episode, Fault, PlanSettings};
 use crate::model::{
     self, Answer, History, QueryKind, QueryRecord, QueryStats, Row, ShardContents,
@@ -132,14 +134,16 @@ pub struct SimConfig {
 impl SimConfig {
     /// The configuration a seed runs with: odd seeds on 3 nodes holding every shard, with a
     /// spare node that joins while the clients write (and, when `seed % 4 == 3`, then one of
-    /// the 3 first nodes leaves); even seeds on 4 nodes with 3 replicas per shard, moving
-    /// shards by hand (`ChangeReplicas`) while the clients write.
+    /// the 3 first nodes leaves); even seeds on 4 nodes with 3 replicas per shard, either
+    /// moving shards by hand (`ChangeReplicas`, `seed % 4 == 0`) or with a spare that joins
+    /// and then one of the 3 first nodes (a meta voter) leaving (`seed % 4 == 2`), so the
+    /// rebalancer moves shards between nodes that hold only some of them.
     pub fn new(seed: u64) -> SimConfig {
-        let moving = seed.is_multiple_of(2);
-        let leaving = seed % 4 == 3;
+        let moving = seed.is_multiple_of(4);
+        let leaving = seed % 4 >= 2;
         SimConfig {
             seed,
-            nodes: if moving { 4 } else { 3 },
+            nodes: if seed.is_multiple_of(2) { 4 } else { 3 },
             clients: 3,
             sql_clients: 2,
             coordinators: 2,
@@ -305,10 +309,12 @@ fn boxed(e: node::Error) -> Box<dyn std::error::Error> {
 /// Run one simulation. `Ok` when every check held.
 pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     node::blocking::run_inline_on_this_thread(true);
+    rhizome_core::durable::record_on_this_thread(true);
     #[cfg(feature = "canary")]
     node::canary::set_on_this_thread(config.canary);
     let result = run_inner(config);
     node::blocking::run_inline_on_this_thread(false);
+    rhizome_core::durable::record_on_this_thread(false);
     #[cfg(feature = "canary")]
     node::canary::set_on_this_thread(None);
     result
@@ -348,6 +354,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let dir = scratch.path().join(node_name(id));
         std::fs::create_dir_all(&dir)
             .map_err(|e| fail(vec![format!("node directory: {e}")], Vec::new()))?;
+        // An empty disk: what the node writes from now on is durable once it says so.
+        rhizome_core::durable::mark_durable(&dir);
         // The spare knows the cluster's addresses and its own, as `--join` would start it.
         let peers = if id > config.nodes {
             all_peers.clone()
@@ -1440,14 +1448,23 @@ impl FaultDriver {
                 }
                 let name = node_name(*node);
                 self.crash_host(sim, &name);
+                let dir = self.data_root.join(&name);
+                let lost = disk::lose_unsynced(&dir, rng);
+                observer.trace.push(format!(
+                    "{} fault power loss {name}: {}",
+                    sim.elapsed().as_millis(),
+                    lost.unwrap_or_else(|e| format!("failed: {e}"))
+                ));
                 if *torn_log {
-                    let torn = tear_a_log(&self.data_root.join(&name), rng);
+                    let torn = tear_a_log(&dir, rng);
                     observer.trace.push(format!(
                         "{} fault torn log {}",
                         sim.elapsed().as_millis(),
                         torn.unwrap_or_else(|e| format!("failed: {e}"))
                     ));
                 }
+                // What the crash left is what the restarted node finds on its disk.
+                rhizome_core::durable::mark_durable(&dir);
                 shared.nodes.borrow_mut().remove(node);
                 observer.forget_node(*node);
                 self.crashed.insert(*node);
@@ -1494,18 +1511,14 @@ impl FaultDriver {
                 Applied::PartitionedOneWay(node_name(*from), node_name(*to))
             }
             Fault::Hold { a, b } => {
-                sim.hold(node_name(*a).as_str(), node_name(*b).as_str());
-                Applied::Held(vec![(node_name(*a), node_name(*b))])
+                sim.hold(a.as_str(), b.as_str());
+                Applied::Held(vec![(a.clone(), b.clone())])
             }
             Fault::Clog { links } => {
-                let pairs: Vec<_> = links
-                    .iter()
-                    .map(|(a, b)| (node_name(*a), node_name(*b)))
-                    .collect();
-                for (a, b) in &pairs {
+                for (a, b) in links {
                     sim.hold(a.as_str(), b.as_str());
                 }
-                Applied::Held(pairs)
+                Applied::Held(links.clone())
             }
             Fault::Split { side } => {
                 let mut pairs = Vec::new();

@@ -16,6 +16,7 @@
 //! | [`net`] | the simulated network under tonic and the coordinator's HTTP: transport (client side), incoming streams, an HTTP listener and client |
 //! | [`harness`] | one run: hosts, workload clients, the shard mover, the fault driver, the final read, the checks |
 //! | [`faults`] | the fault plan drawn from a seed |
+//! | [`disk`] | what a crash leaves of a host's disk: what the node fsynced, and torn tails |
 //! | [`model`] | the history of client operations and the checks against it |
 //! | [`observe`] | the Raft invariants watched between steps, and the trace |
 //! | [`seeds`] | which seeds a test runs (CI budget, `SIM_SEED`, the long mode) |
@@ -65,20 +66,29 @@
 //! * **One leader per term**: openraft 0.9 by default names leaders by (term, node) and may
 //!   elect two in one term; Rhizome builds it with `single-term-leader` (standard Raft), and
 //!   the simulation fails a run in which a term of a group has two leaders (see [`observe`]).
-//! * **Disks** are real directories (tmpfs when there is one) that survive a node's crashes.
-//!   turmoil 0.7's simulated file system (`unstable-fs`) replaces `std::fs` types, which the
-//!   node and the storage engine use directly, so unsynced writes are not dropped on crash;
-//!   since every disk step of a simulation completes within one step, the only write a crash
-//!   can catch half done is the one being appended, and a crash may leave half a record (or a
-//!   record with a bad checksum) at the end of a Raft log.
-//! * **Nodes joining and leaving** is not built in the node yet; even seeds run 4 nodes and
-//!   move shards (`ChangeReplicas`) while clients write, which adds and removes replicas.
+//! * **Disks** are real directories (tmpfs when there is one) that survive a node's crashes,
+//!   but a crash keeps only what the node made durable, as a power loss does (see [`disk`]):
+//!   the node reports every fsync of a file or directory to `rhizome_core::durable`, which
+//!   records them on the simulation's thread keyed by path, and a crash cuts each file of the
+//!   host back to its length at its last fsync — half the time keeping a random part of the
+//!   unsynced tail, a torn write — and removes entries its directory was not fsynced with.
+//!   turmoil 0.7's simulated file system (`unstable-fs`) would do this itself but replaces
+//!   the `std::fs` types, which the node and the storage engine use directly. Since every
+//!   disk step of a simulation completes within one step, a crash falls between steps: what
+//!   it can lose is what the node left unsynced across them (since the committed ids and
+//!   purges of the Raft log are fsynced too, nothing the node relies on), and a crash may
+//!   also leave half a record (or a record with a bad checksum) at the end of a Raft log.
+//! * **Nodes joining and leaving**: odd seeds run 3 nodes and a spare that joins (and in
+//!   half of them one of the first three leaves); seeds `2 mod 4` run 4 nodes with 3
+//!   replicas, a spare that joins and one of the first three leaving; seeds `0 mod 4` run 4
+//!   nodes and move shards by hand (`ChangeReplicas`), which the metadata does not record.
 //! * **The coordinator** is a host too — two of them (`coord1`, `coord2`), each the
 //!   production coordinator over [`net::SimTransport`] serving HTTP, each sent SQL by one
 //!   client. They are crashed and restarted (a fresh process: a coordinator keeps nothing on
 //!   disk), isolated, and their links made lossy and slow. Its ids, random in production, come from the seed and its restart count, and
 //!   its metadata cache ages on tokio's (simulated) clock.
 
+pub mod disk;
 pub mod faults;
 pub mod harness;
 pub mod model;

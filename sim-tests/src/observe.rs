@@ -10,7 +10,9 @@
 //! * a replica's applied index never goes down while it runs, and is at most the commit
 //!   index its log has recorded (or its snapshot's, after installing one);
 //! * replicas that applied an entry at the same index applied it from the same term
-//!   (state machine safety, sampled at each replica's last applied entry).
+//!   (state machine safety, sampled at each replica's last applied entry);
+//! * a replica restarted after a crash holds every log entry it had flushed before (Raft
+//!   counts a flushed entry toward a commit; a crash keeps only what was fsynced).
 //!
 //! "Nothing committed is lost" is checked at the end: each group's converged applied index is
 //! at least the highest index any replica applied during the run.
@@ -55,6 +57,8 @@ pub struct Observer {
     pub max_applied: BTreeMap<String, u64>,
     pub violations: Vec<String>,
     pub trace: Vec<String>,
+    /// (node, group) → the last log index its replica had flushed when the node crashed.
+    flushed_at_crash: BTreeMap<(NodeId, String), u64>,
 }
 
 fn state_name(state: ServerState) -> &'static str {
@@ -68,8 +72,15 @@ fn state_name(state: ServerState) -> &'static str {
 }
 
 impl Observer {
-    /// A node stopped (crash): its next observations start a new incarnation.
+    /// A node stopped (crash): its next observations start a new incarnation, whose logs must
+    /// still hold every entry the crashed one had flushed.
     pub fn forget_node(&mut self, node: NodeId) {
+        for ((id, group), seen) in &self.seen {
+            if *id == node {
+                self.flushed_at_crash
+                    .insert((*id, group.clone()), seen.last_log);
+            }
+        }
         self.seen.retain(|(id, _), _| *id != node);
     }
 
@@ -98,6 +109,18 @@ impl Observer {
                     snapshot: metrics.snapshot.map_or(0, |l| l.index),
                 };
                 let key = (id, name.clone());
+                if !self.seen.contains_key(&key) {
+                    if let Some(flushed) = self.flushed_at_crash.remove(&key) {
+                        if seen.last_log < flushed {
+                            self.violations.push(format!(
+                                "at {ms} ms: node{id} {name} restarted with its log at {}, \
+                                 below the {flushed} it had flushed (and acknowledged) before \
+                                 crashing",
+                                seen.last_log
+                            ));
+                        }
+                    }
+                }
                 if self.seen.get(&key) == Some(&seen) {
                     continue;
                 }
