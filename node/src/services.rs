@@ -349,23 +349,25 @@ impl pb::shard_query_server::ShardQuery for ShardQueryService {
             )));
         }
         let work = async {
-            let query: ShardQuery = decode("query", &request.query_bincode)?;
-            // Every shard confirms its reads in parallel; the evaluations take turns.
-            let answers = join_all(request.shards.into_iter().map(|shard| {
-                let query = &query;
-                async move {
-                    let group = self.linearizable(Some(shard)).await?;
-                    let partial = group.state.read().store.query(query)?;
+            let query: Arc<ShardQuery> = Arc::new(decode("query", &request.query_bincode)?);
+            // Each shard on its own task, so the evaluations use every core, as separate
+            // `Query` calls would.
+            let tasks = request.shards.into_iter().map(|shard| {
+                let (service, query) = (self.clone(), query.clone());
+                tokio::spawn(async move {
+                    let group = service.linearizable(Some(shard)).await?;
+                    let partial = group.state.read().store.query(&query)?;
                     Ok::<_, Error>(bincode::serialize(&partial).expect("partials serialise"))
-                }
-            }))
-            .await;
-            let answers = answers
+                })
+            });
+            let answers = join_all(tasks)
+                .await
                 .into_iter()
                 .map(|answer| pb::ShardAnswer {
                     answer: Some(match answer {
-                        Ok(partial) => pb::shard_answer::Answer::PartialBincode(partial),
-                        Err(e) => pb::shard_answer::Answer::Failure(e.to_string()),
+                        Ok(Ok(partial)) => pb::shard_answer::Answer::PartialBincode(partial),
+                        Ok(Err(e)) => pb::shard_answer::Answer::Failure(e.to_string()),
+                        Err(e) => pb::shard_answer::Answer::Failure(format!("shard task: {e}")),
                     }),
                 })
                 .collect();
