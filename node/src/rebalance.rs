@@ -76,6 +76,8 @@ use crate::types::{NodeId, ShardKey};
 pub const REBALANCE_TIMEOUT_MS: u64 = 600_000;
 /// Deadline of one call to check that a joining node answers.
 pub const PROBE_TIMEOUT_MS: u64 = 5_000;
+/// Bound on one change of the meta group's membership, catch-up of a new learner included.
+pub const META_CHANGE_TIMEOUT_MS: u64 = 30_000;
 /// Client id of the rebalancer's shard client (it writes nothing; ids only label batches).
 const REBALANCE_CLIENT_ID: u64 = u64::MAX - 1;
 
@@ -423,26 +425,57 @@ fn meta_voter_ids(node: &Node) -> BTreeSet<NodeId> {
         .collect()
 }
 
+/// One change of the meta group's membership (a learner's catch-up included), bounded: a
+/// change whose leader loses its leadership midway (a node back from a partition with a
+/// higher term) may never be answered, and the Join or Leave must then fail `Unavailable`
+/// so that a retry finishes it.
+async fn meta_change<T>(
+    what: &str,
+    change: impl std::future::Future<
+        Output = std::result::Result<
+            T,
+            openraft::error::RaftError<
+                NodeId,
+                openraft::error::ClientWriteError<NodeId, BasicNode>,
+            >,
+        >,
+    >,
+) -> Result<()> {
+    match tokio::time::timeout(Duration::from_millis(META_CHANGE_TIMEOUT_MS), change).await {
+        Ok(result) => result
+            .map(|_| ())
+            .map_err(|e| from_write_error(META_GROUP, e)),
+        Err(_) => Err(Error::Unavailable {
+            shard: META_GROUP.to_string(),
+            reason: format!("{what}: no answer within {META_CHANGE_TIMEOUT_MS} ms; retry"),
+        }),
+    }
+}
+
 /// Make a node a learner of the meta group (caught up), and a voter while there are fewer
 /// than [`META_VOTERS_MAX`].
 async fn add_to_meta_group(node: &Node, id: NodeId, addr: &str) -> Result<()> {
     let raft = &node.meta().raft;
     if !meta_member_ids(node).contains(&id) {
-        raft.add_learner(
-            id,
-            BasicNode {
-                addr: addr.to_string(),
-            },
-            true,
+        meta_change(
+            "adding a meta learner",
+            raft.add_learner(
+                id,
+                BasicNode {
+                    addr: addr.to_string(),
+                },
+                true,
+            ),
         )
-        .await
-        .map_err(|e| from_write_error(META_GROUP, e))?;
+        .await?;
     }
     let voters = meta_voter_ids(node);
     if !voters.contains(&id) && voters.len() < META_VOTERS_MAX {
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
-            .await
-            .map_err(|e| from_write_error(META_GROUP, e))?;
+        meta_change(
+            "adding a meta voter",
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true),
+        )
+        .await?;
         tracing::info!(node = id, "node is a voter of the meta group");
     }
     Ok(())
@@ -458,9 +491,11 @@ async fn remove_from_meta_group(node: &Node, id: NodeId, metadata: &Metadata) ->
     }
     let voters = meta_voter_ids(node);
     if !voters.contains(&id) {
-        raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| from_write_error(META_GROUP, e))?;
+        meta_change(
+            "removing a meta learner",
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false),
+        )
+        .await?;
         return Ok(());
     }
     let stays = |n: &NodeId| *n != id && !metadata.leaving.contains(n);
@@ -479,9 +514,11 @@ async fn remove_from_meta_group(node: &Node, id: NodeId, metadata: &Metadata) ->
             let Some(addr) = metadata.nodes.get(&candidate) else {
                 continue;
             };
-            raft.add_learner(candidate, BasicNode { addr: addr.clone() }, true)
-                .await
-                .map_err(|e| from_write_error(META_GROUP, e))?;
+            meta_change(
+                "adding a meta learner",
+                raft.add_learner(candidate, BasicNode { addr: addr.clone() }, true),
+            )
+            .await?;
         }
         new_voters.insert(candidate);
     }
@@ -490,9 +527,11 @@ async fn remove_from_meta_group(node: &Node, id: NodeId, metadata: &Metadata) ->
             "node {id} is the meta group's last voter and no other node is listed"
         )));
     }
-    raft.change_membership(ChangeMembers::ReplaceAllVoters(new_voters.clone()), false)
-        .await
-        .map_err(|e| from_write_error(META_GROUP, e))?;
+    meta_change(
+        "replacing the meta voters",
+        raft.change_membership(ChangeMembers::ReplaceAllVoters(new_voters.clone()), false),
+    )
+    .await?;
     tracing::info!(node = id, voters = ?new_voters, "node is out of the meta group");
     Ok(())
 }
