@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Entries, votes, the committed id, truncations and purges are all records; replaying the
-//! file in order rebuilds the log. Every record is fsynced before it is acknowledged (the
-//! `LogFlushed` callback, or the return of `save_vote`, `save_committed`, `truncate` and
-//! `purge`). A torn or corrupt tail (short
+//! file in order rebuilds the log. Every record but the committed id is fsynced before it is
+//! acknowledged (the `LogFlushed` callback, or the return of `save_vote`, `truncate` and
+//! `purge`); the committed id rides on the next fsync, and a committed vote is read back
+//! uncommitted (see [`LogStore::open`]). A torn or corrupt tail (short
 //! record, checksum mismatch) ends the replay: it can only hold records that were never
 //! acknowledged, and it is cut off. When purged records make up most of the file, it is
 //! rewritten (temp file, fsync, rename, directory fsync) with only what is live.
@@ -148,6 +149,20 @@ impl LogStore {
                     break;
                 }
             }
+        }
+        // The committed id is not fsynced when it is saved, so the one read back after a crash
+        // may be older than one this node acted on. openraft restarts a node whose vote is
+        // committed for itself as leader in the same term, and takes that committed id as its
+        // read index: it could answer a linearizable read without entries acknowledged before
+        // the crash. Read back uncommitted, the vote still binds this node to its choice in
+        // that term (no second vote), but a former leader stands for election again: a new
+        // leader's read index is at least its own first entry, which follows every
+        // acknowledged one.
+        if let Some(vote) = inner.vote.filter(|v| v.is_committed()) {
+            inner.vote = Some(Vote {
+                committed: false,
+                ..vote
+            });
         }
         let file = OpenOptions::new()
             .create(true)
@@ -401,16 +416,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Fsynced: openraft restarts a leader whose vote is committed as leader in the same
-        // term, and its read index is then the greater of this id and the first entry of its
-        // term. A committed id lost at a crash (an older one read back) would let it answer
-        // a linearizable read before it applied entries acknowledged before the crash.
-        #[cfg(feature = "canary")]
-        let sync = !crate::canary::is_on(crate::canary::Canary::AckBeforeFsync);
-        #[cfg(not(feature = "canary"))]
-        let sync = true;
+        // Written but not fsynced (the next append's or vote's fsync carries it): a committed id
+        // lost at a crash only means re-learning it from the leader, and a restarted leader
+        // does not trust it (its vote is read back uncommitted, see `open`).
         self.blocking(move |inner| {
-            inner.write(&encode_record(&RecordRef::Committed(&committed)), sync)?;
+            inner.write(&encode_record(&RecordRef::Committed(&committed)), false)?;
             inner.committed = committed;
             Ok(())
         })
@@ -613,28 +623,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_saved_committed_id_is_durable_when_the_call_returns() {
-        // Proves: the committed id is fsynced before `save_committed` returns, so a leader
-        // that restarts as leader (openraft keeps its term) reads back the id it applied up
-        // to, not an older one that would let it answer a read before re-applying.
-        let temp = tempfile::tempdir().expect("temp dir");
-        let root = std::fs::canonicalize(temp.path()).expect("canonical");
-        crate::blocking::run_inline_on_this_thread(true);
-        durable::record_on_this_thread(true);
-        let mut store = LogStore::open(&root).expect("open");
-        store
-            .blocking_append((1..=3).map(|i| entry(1, i)))
-            .await
-            .expect("append");
-        let committed = Some(*entry(1, 3).get_log_id());
-        store.save_committed(committed).await.expect("committed");
-        let taken = durable::take_under(&root);
-        durable::record_on_this_thread(false);
-        crate::blocking::run_inline_on_this_thread(false);
-        assert_eq!(taken.files[&root.join(LOG_FILE)], store.file_bytes());
+    async fn a_committed_vote_is_read_back_uncommitted_for_the_same_term_and_candidate() {
+        // Proves: a node that led before a restart does not restart as leader (openraft does
+        // that for a committed vote of its own, and would take a committed id that may not
+        // have been fsynced as its read index), yet it stays bound to the vote it cast.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = LogStore::open(dir.path()).expect("open");
+        let vote = Vote::new_committed(4, 2);
+        store.save_vote(&vote).await.expect("vote");
+        assert_eq!(store.read_vote().await.expect("read"), Some(vote));
         drop(store);
-        let mut store = LogStore::open(&root).expect("reopen");
-        assert_eq!(store.read_committed().await.expect("read"), committed);
+        let mut store = LogStore::open(dir.path()).expect("reopen");
+        let read = store.read_vote().await.expect("read").expect("a vote");
+        assert!(!read.is_committed(), "{read:?}");
+        assert_eq!(read, Vote::new(4, 2));
+        // An uncommitted vote is read back as it was.
+        store.save_vote(&Vote::new(5, 3)).await.expect("vote");
+        drop(store);
+        let mut store = LogStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.read_vote().await.expect("read"),
+            Some(Vote::new(5, 3))
+        );
     }
 
     #[tokio::test]
