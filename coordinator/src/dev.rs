@@ -171,20 +171,28 @@ impl DevCluster {
                 config
             }
         };
-        let mut running = Vec::new();
-        for (id, listener) in listeners {
+        // The nodes read their shards at the same time (each from its own directory): a
+        // restart on a large data directory takes the time of the slowest node, not the sum.
+        let started = futures::future::try_join_all(listeners.keys().map(|&id| {
             let node_dir = dir.join(format!("node-{id}"));
-            let node = Node::start(NodeConfig {
+            let node_config = NodeConfig {
                 id,
                 addr: config.nodes[&id].clone(),
-                data_dirs: vec![node_dir.clone()],
+                data_dirs: vec![node_dir],
                 peers: config.nodes.clone(),
                 raft: settings.clone(),
                 transport: Arc::new(TcpTransport::default()),
-            })
-            .await
-            .map_err(|e| format!("starting node {id}: {e}"))?;
-            tracing::info!(node = id, addr = %config.nodes[&id], data = %node_dir.display(), groups = node.groups().len(), "node serving");
+            };
+            async move {
+                Node::start(node_config)
+                    .await
+                    .map_err(|e| format!("starting node {id}: {e}"))
+            }
+        }))
+        .await?;
+        let mut running = Vec::new();
+        for (node, (id, listener)) in started.into_iter().zip(listeners) {
+            tracing::info!(node = id, addr = %config.nodes[&id], data = %node.config.data_dirs[0].display(), groups = node.groups().len(), "node serving");
             let (stop, stopped) = oneshot::channel();
             let server = tokio::spawn(serve_tcp(node.clone(), listener, async {
                 let _ = stopped.await;

@@ -193,6 +193,8 @@ pub struct Node {
     groups: RwLock<BTreeMap<ShardKey, Arc<Group>>>,
     /// Serialises group creation, so two requests cannot open the same files twice.
     opening: tokio::sync::Mutex<()>,
+    /// Whether the node answers RPCs yet (see [`Node::serving`]); set under `opening`.
+    serving: std::sync::atomic::AtomicBool,
     /// Serialises joins and leaves run on this node (as meta leader): one rebalance at a time.
     pub(crate) rebalancing: tokio::sync::Mutex<()>,
 }
@@ -212,6 +214,7 @@ impl Node {
             meta,
             groups: RwLock::new(BTreeMap::new()),
             opening: tokio::sync::Mutex::new(()),
+            serving: std::sync::atomic::AtomicBool::new(false),
             rebalancing: tokio::sync::Mutex::new(()),
         });
         let groups_dir = node.config.data_dirs[0].join("groups");
@@ -231,10 +234,11 @@ impl Node {
             }
         }
         // In key order, not the directory's: a simulation replays the same opening order.
+        // The groups read their segments at the same time (on the blocking pool); nothing
+        // else opens a group before `start` returns, so the `opening` lock is not needed.
         specs.sort_by(|a, b| a.key.cmp(&b.key));
-        for spec in specs {
-            node.open_group(spec).await?;
-        }
+        futures::future::try_join_all(specs.into_iter().map(|spec| node.open_new_group(spec)))
+            .await?;
         Ok(node)
     }
 
@@ -263,12 +267,35 @@ impl Node {
             .collect()
     }
 
+    /// The node answers RPCs from now on: its groups may stand for election.
+    ///
+    /// Until then a group cannot hear its leader's heartbeats, so its election timer would
+    /// fire again and again while the node opens its other groups, each time in a higher
+    /// term; once reachable, that term would depose the healthy leader (Raft without a
+    /// pre-vote). Groups opened before this call start with elections off; later ones with
+    /// them on. [`serve`] calls this.
+    pub async fn serving(&self) {
+        let _opening = self.opening.lock().await;
+        self.serving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.meta.raft.runtime_config().elect(true);
+        for group in self.groups() {
+            group.raft.runtime_config().elect(true);
+        }
+    }
+
     /// Open a group (creating its files if new). Opening a hosted group returns it.
     pub async fn open_group(&self, spec: GroupSpec) -> Result<Arc<Group>> {
         let _opening = self.opening.lock().await;
         if let Ok(group) = self.group(&spec.key) {
             return Ok(group);
         }
+        self.open_new_group(spec).await
+    }
+
+    /// Open a group that is not hosted yet; the caller makes sure no other open of the same
+    /// group runs (the `opening` lock, or `start`).
+    async fn open_new_group(&self, spec: GroupSpec) -> Result<Arc<Group>> {
         let dirs = GroupDirs::new(&self.config.data_dirs, &spec.key.dir_name());
         let group_file = dirs.first().join(GROUP_FILE);
         if !group_file.exists() {
@@ -283,12 +310,26 @@ impl Node {
             .map_err(|e| Error::io(&group_file, e))?;
         }
         let group_name = spec.key.group_name();
-        let storage = |e: openraft::StorageError<NodeId>| Error::Io {
-            path: dirs.first().display().to_string(),
-            source: std::io::Error::other(e.to_string()),
+        // Reading a large shard's segments takes a while: off the runtime's workers, which
+        // keep the heartbeats of the groups already open going.
+        let (log, sm) = {
+            let (dirs, schema) = (dirs.clone(), spec.schema.clone());
+            crate::blocking::run(move || {
+                let storage = |e: openraft::StorageError<NodeId>| Error::Io {
+                    path: dirs.first().display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                };
+                Ok::<_, Error>((
+                    LogStore::open(dirs.first()).map_err(storage)?,
+                    ShardStateMachine::open(dirs.clone(), schema).map_err(storage)?,
+                ))
+            })
+            .await
+            .map_err(|e| Error::Io {
+                path: group_name.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??
         };
-        let log = LogStore::open(dirs.first()).map_err(storage)?;
-        let sm = ShardStateMachine::open(dirs.clone(), spec.schema.clone()).map_err(storage)?;
         let state = sm.shared();
         let lease = Arc::new(LeaseClock::new(self.config.raft.lease()));
         let network = NetworkFactory {
@@ -296,8 +337,9 @@ impl Node {
             transport: self.config.transport.clone(),
             lease: Some(lease.clone()),
         };
-        let config = Arc::new(self.config.raft.openraft_config(&group_name)?);
-        let raft = Raft::new(self.id(), config, network, log.clone(), sm)
+        let mut config = self.config.raft.openraft_config(&group_name)?;
+        config.enable_elect = self.serving.load(std::sync::atomic::Ordering::SeqCst);
+        let raft = Raft::new(self.id(), Arc::new(config), network, log.clone(), sm)
             .await
             .map_err(|e| from_fatal(&group_name, e))?;
         let group = Arc::new(Group {
@@ -354,8 +396,11 @@ impl Node {
         // The GROUP file first: once it is gone a restart no longer reopens the group, even
         // if removing the rest is cut short.
         let group_file = dirs.first().join(GROUP_FILE);
+        // Durably (the directory fsynced), before anything else goes: a removal a crash
+        // undid would bring the group back at the next start with some of its files gone.
         match std::fs::remove_file(&group_file) {
-            Ok(()) => {}
+            Ok(()) => rhizome_core::durable::sync_dir(dirs.first())
+                .map_err(|e| Error::io(dirs.first(), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&group_file, e)),
         }
@@ -364,6 +409,9 @@ impl Node {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(dir, e)),
+            }
+            if let Some(parent) = dir.parent() {
+                rhizome_core::durable::sync_dir(parent).map_err(|e| Error::io(parent, e))?;
             }
         }
         tracing::info!(group = %key, "shard group dropped");
@@ -604,8 +652,10 @@ async fn open_meta(config: &NodeConfig) -> Result<MetaGroup> {
         transport: config.transport.clone(),
         lease: None,
     };
-    let raft_config = Arc::new(config.raft.openraft_config(META_GROUP)?);
-    let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
+    let mut raft_config = config.raft.openraft_config(META_GROUP)?;
+    // No election before the node serves (see `Node::serving`).
+    raft_config.enable_elect = false;
+    let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm)
         .await
         .map_err(|e| from_fatal(META_GROUP, e))?;
     Ok(MetaGroup { raft, state, log })
@@ -624,6 +674,7 @@ where
     IO: AsyncRead + AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    node.serving().await;
     tonic::transport::Server::builder()
         .add_service(
             RaftServer::new(RaftService::new(node.clone()))
