@@ -34,7 +34,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
@@ -58,6 +58,12 @@ pub const CURRENT_FILE: &str = "CURRENT";
 /// File holding the state machine's own state inside a snapshot directory.
 pub const STATE_FILE: &str = "STATE";
 const LIVE_LINK: &str = "live";
+/// Snapshots built at the same time in this process: each holds its store's image in memory
+/// while it writes, and a bulk load brings every group of a node to its snapshot threshold at
+/// about the same moment.
+const SNAPSHOT_BUILDS_AT_ONCE: usize = 2;
+static SNAPSHOT_BUILDS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(SNAPSHOT_BUILDS_AT_ONCE);
 const SNAPSHOT_PREFIX: &str = "snap-";
 /// Largest file in a snapshot archive (a bound on what a corrupt archive makes us allocate).
 pub const ARCHIVE_FILE_BYTES_MAX: u64 = 16 << 30;
@@ -306,6 +312,9 @@ pub struct ShardState {
 pub struct ShardShared {
     pub dirs: GroupDirs,
     state: RwLock<ShardState>,
+    /// Held while the snapshot directories change or are read (building, installing, and
+    /// reading a snapshot for a replica); taken before `state` where both are.
+    files: Mutex<()>,
 }
 
 impl ShardShared {
@@ -319,6 +328,12 @@ impl ShardShared {
         self.state
             .write()
             .expect("state machine lock poisoned by a panic")
+    }
+
+    fn files(&self) -> MutexGuard<'_, ()> {
+        self.files
+            .lock()
+            .expect("snapshot files lock poisoned by a panic")
     }
 }
 
@@ -397,6 +412,7 @@ impl ShardStateMachine {
             shared: Arc::new(ShardShared {
                 dirs,
                 state: RwLock::new(state),
+                files: Mutex::new(()),
             }),
         })
     }
@@ -509,6 +525,17 @@ fn apply_command(
 
 impl RaftSnapshotBuilder<TypeConfig> for ShardStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Not in a simulation (inline steps): a permit held on another test's thread would
+        // make this wait on real time, which no seed decides.
+        let _permit = match crate::blocking::runs_inline() {
+            true => None,
+            false => Some(
+                SNAPSHOT_BUILDS
+                    .acquire()
+                    .await
+                    .expect("the snapshot semaphore is never closed"),
+            ),
+        };
         let this = self.clone();
         crate::blocking::run(move || this.build_snapshot_blocking())
             .await
@@ -519,46 +546,62 @@ impl RaftSnapshotBuilder<TypeConfig> for ShardStateMachine {
 impl ShardStateMachine {
     fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let write_err = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
+        let started = std::time::Instant::now();
         let dirs = &self.shared.dirs;
-        // A read lock: applies wait, queries go on. The store is saved as of last_applied.
-        let state = self.shared.read();
+        let _files = self.shared.files();
         let name = dirs.next_snapshot_name().map_err(write_err)?;
+        // The store is encoded in memory under a read lock (queries go on, applies wait), as of
+        // last_applied; the files are written after it is released. Holding it across the
+        // writes and fsyncs would stall the group's applies for the disk's time — and the
+        // queries too, since a waiting writer holds back new readers.
+        let (image, saved) = {
+            let state = self.shared.read();
+            let image = state
+                .store
+                .image()
+                .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
+            let last = state.last_applied;
+            let meta = SnapshotMeta {
+                last_log_id: last,
+                last_membership: state.membership.clone(),
+                snapshot_id: format!(
+                    "{}-{}-{name}",
+                    last.map(|l| l.leader_id.term).unwrap_or(0),
+                    last.map(|l| l.index).unwrap_or(0)
+                ),
+            };
+            let saved = SavedState {
+                meta,
+                batches: state.batches.clone(),
+            };
+            (image, saved)
+        };
+        let encoded_ms = started.elapsed().as_millis() as u64;
+        let (meta, last) = (saved.meta.clone(), saved.meta.last_log_id);
         dirs.point_live_at(&name).map_err(write_err)?;
-        state
-            .store
-            .save()
+        let snapshot_dirs: Vec<PathBuf> = dirs.dirs.iter().map(|d| d.join(&name)).collect();
+        let bytes = image
+            .write_to(&snapshot_dirs)
             .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
-        let last = state.last_applied;
-        let meta = SnapshotMeta {
-            last_log_id: last,
-            last_membership: state.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}-{name}",
-                last.map(|l| l.leader_id.term).unwrap_or(0),
-                last.map(|l| l.index).unwrap_or(0)
-            ),
-        };
-        let saved = SavedState {
-            meta: meta.clone(),
-            batches: state.batches.clone(),
-        };
         write_atomic(
             &dirs.first().join(&name).join(STATE_FILE),
             &bincode::serialize(&saved).expect("state serialises"),
         )
         .map_err(write_err)?;
         dirs.commit_current(&name).map_err(write_err)?;
-        drop(state);
-        let data = self.archive_of(&name).map_err(write_err)?;
         self.shared.write().snapshot = Some((meta.clone(), name.clone()));
-        tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?last, bytes = data.len(), "snapshot built");
+        tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?last, bytes, encoded_ms, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot built");
+        // openraft keeps only the meta of a snapshot it asked for; the files are read into an
+        // archive when a replica needs them (`get_current_snapshot`), not here, so a snapshot
+        // taken during a bulk load costs one write of the segments and no read-back.
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 
     fn install_blocking(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let _files = self.shared.files();
         let err = |e: String| snapshot_error(ErrorVerb::Write, e);
         let io = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
         let files = archive::decode(data).map_err(err)?;
@@ -674,16 +717,20 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let current = self.shared.read().snapshot.clone();
-        let Some((meta, name)) = current else {
-            return Ok(None);
-        };
         let this = self.clone();
-        let data = crate::blocking::run(move || this.archive_of(&name))
-            .await
-            .map_err(|e| snapshot_error(ErrorVerb::Read, e))?
-            .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot {
+        let current = crate::blocking::run(move || {
+            // Under the files lock, so a snapshot built meanwhile cannot remove the directory
+            // being read.
+            let _files = this.shared.files();
+            let current = this.shared.read().snapshot.clone();
+            current
+                .map(|(meta, name)| Ok((meta, this.archive_of(&name)?)))
+                .transpose()
+        })
+        .await
+        .map_err(|e| snapshot_error(ErrorVerb::Read, e))?
+        .map_err(|e: std::io::Error| snapshot_error(ErrorVerb::Read, e))?;
+        Ok(current.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))

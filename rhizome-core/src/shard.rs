@@ -109,6 +109,39 @@ impl StoreBytes {
     }
 }
 
+/// A [`ShardStore`] encoded in memory ([`ShardStore::image`]), to be written as its segment
+/// files by [`StoreImage::write_to`].
+#[derive(Debug)]
+pub struct StoreImage {
+    /// Each column's segment blocks, in column order.
+    columns: Vec<[(&'static str, Vec<u8>); 2]>,
+    /// The manifest block.
+    manifest: Vec<u8>,
+}
+
+impl StoreImage {
+    /// Write the column segments, then the manifest (each atomically: temp file, fsync,
+    /// rename, directory fsync), column i on data directory i mod the count. Returns bytes
+    /// written.
+    pub fn write_to(self, data_dirs: &[PathBuf]) -> Result<u64> {
+        let mut written = 0;
+        for (index, blocks) in self.columns.into_iter().enumerate() {
+            let path = ShardStore::column_file(data_dirs, index)?;
+            crate::durable::create_dir_all(path.parent().expect("a column file has a directory"))
+                .map_err(|e| Error::io(&path, e))?;
+            let mut writer = SegmentWriter::new(&path, "column");
+            for (name, bytes) in blocks {
+                writer.add_block(name, bytes);
+            }
+            written += writer.finish()?;
+        }
+        let mut writer = SegmentWriter::new(&ShardStore::manifest_path(data_dirs)?, "manifest");
+        writer.add_block("manifest", self.manifest);
+        written += writer.finish()?;
+        Ok(written)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ShardStore {
     schema: Schema,
@@ -304,7 +337,11 @@ impl ShardStore {
             ));
         }
         let dir = &data_dirs[index % data_dirs.len()];
-        Ok(dir.join(format!("column-{index:04}.seg")))
+        Ok(dir.join(Self::column_file_name(index)))
+    }
+
+    fn column_file_name(index: usize) -> String {
+        format!("column-{index:04}.seg")
     }
 
     /// Write every column shard to its segment file, then the manifest, into the store's data
@@ -316,18 +353,19 @@ impl ShardStore {
     /// [`ShardStore::save`] into other data directories (e.g. a fresh snapshot directory);
     /// [`ShardStore::open`] with the same directories reads it back.
     pub fn save_to(&self, data_dirs: &[PathBuf]) -> Result<u64> {
-        let mut written = 0;
-        let mut files = Vec::new();
-        for (index, column) in self.columns.iter().enumerate() {
-            let path = Self::column_file(data_dirs, index)?;
-            crate::durable::create_dir_all(path.parent().expect("a column file has a directory"))
-                .map_err(|e| Error::io(&path, e))?;
-            let mut writer = SegmentWriter::new(&path, "column");
-            for (name, bytes) in column.encode()? {
-                writer.add_block(name, bytes);
-            }
-            written += writer.finish()?;
-            files.push(path);
+        self.image()?.write_to(data_dirs)
+    }
+
+    /// Encode the store into memory, touching no file: what [`ShardStore::save_to`] writes.
+    ///
+    /// A caller that must not be written to while it saves (a Raft snapshot holds the shard's
+    /// lock) takes the image under its lock and writes it after letting go: the disk's time is
+    /// then no longer the lock's. The image is about the size of the segment files, a small
+    /// part of the store in memory.
+    pub fn image(&self) -> Result<StoreImage> {
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            columns.push(column.encode()?);
         }
         let mut manifest = ByteWriter::new();
         manifest.put_u32(MANIFEST_VERSION);
@@ -337,19 +375,14 @@ impl ShardStore {
         for id in self.deleted.iter() {
             manifest.put_varint(id);
         }
-        manifest.put_varint(files.len() as u64);
-        for file in &files {
-            manifest.put_str(
-                &file
-                    .file_name()
-                    .expect("column files have names")
-                    .to_string_lossy(),
-            );
+        manifest.put_varint(columns.len() as u64);
+        for index in 0..columns.len() {
+            manifest.put_str(&Self::column_file_name(index));
         }
-        let mut writer = SegmentWriter::new(&Self::manifest_path(data_dirs)?, "manifest");
-        writer.add_block("manifest", manifest.into_inner());
-        written += writer.finish()?;
-        Ok(written)
+        Ok(StoreImage {
+            columns,
+            manifest: manifest.into_inner(),
+        })
     }
 
     fn manifest_path(data_dirs: &[PathBuf]) -> Result<PathBuf> {
