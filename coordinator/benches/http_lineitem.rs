@@ -19,7 +19,7 @@
 //! | `RHIZOME_BENCH_DUCKDB_MS` | or DuckDB's times of P1–P6, comma-separated | none |
 //! | `RHIZOME_BENCH_DIR` | data directory (kept) instead of a temporary one; one that holds `lineitem` already is not loaded again | none |
 //! | `RHIZOME_BENCH_BIN` | the `rhizome` binary to run (to compare two builds) | this build's |
-//! | `RHIZOME_BENCH_SETTLE_MS` | pause between the load and the first query | 0 |
+//! | `RHIZOME_BENCH_SETTLE` | `idle`: before the first query, wait until the server has finished what the load left it (its process uses less than a tenth of a core over a second: snapshots written, followers caught up; at most 2 minutes); `none`: query right after the load | `idle` |
 //!
 //! `ops/bench/http-vs-duckdb.sh` runs it with DuckDB timed on the same rows.
 
@@ -44,6 +44,10 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 const LOAD_STATEMENTS_IN_FLIGHT: usize = 4;
 /// Bound on the cluster's start.
 const READY_WAIT_MS_MAX: u64 = 120_000;
+/// Longest wait for the server to go idle after the load (`RHIZOME_BENCH_SETTLE=idle`).
+const SETTLE_WAIT_MS_MAX: u64 = 120_000;
+/// Share of one core under which the server counts as idle.
+const IDLE_CPU_SHARE: f64 = 0.1;
 /// Floats (AVG) in the expected files are rounded to 6 decimals.
 const FLOAT_TOLERANCE: f64 = 1e-6;
 /// Goals end to end, in ms, P1–P6.
@@ -129,6 +133,49 @@ impl Connection {
 
 /// The `rhizome dev` process, stopped (SIGTERM, then SIGKILL) when dropped.
 struct Process(Child);
+
+/// The server's CPU time so far (user and system), from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the command name (which may hold spaces, so split after its `)`):
+    // utime and stime are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat has a command") + 2..]
+        .split(' ')
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
+}
+
+/// Wait until the server is idle: less than [`IDLE_CPU_SHARE`] of a core over one second
+/// (a bulk load leaves snapshots to write and followers to catch up), at most
+/// [`SETTLE_WAIT_MS_MAX`].
+async fn settle(pid: u32) {
+    let started = Instant::now();
+    let mut last = cpu_time(pid);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_time(pid);
+        let share = (now - last).as_secs_f64();
+        last = now;
+        if share < IDLE_CPU_SHARE {
+            println!(
+                "server idle {:.1} s after the load ({:.0} % of a core over the last second)",
+                started.elapsed().as_secs_f64(),
+                share * 100.0
+            );
+            return;
+        }
+        if started.elapsed() > Duration::from_millis(SETTLE_WAIT_MS_MAX) {
+            println!(
+                "server still busy {:.0} s after the load ({:.0} % of a core): querying anyway",
+                started.elapsed().as_secs_f64(),
+                share * 100.0
+            );
+            return;
+        }
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -296,10 +343,10 @@ async fn main() {
         );
     }
 
-    let settle_ms: u64 = env("RHIZOME_BENCH_SETTLE_MS", 0);
-    if settle_ms > 0 {
-        println!("pausing {settle_ms} ms before the first query");
-        tokio::time::sleep(Duration::from_millis(settle_ms)).await;
+    match std::env::var("RHIZOME_BENCH_SETTLE").as_deref() {
+        Ok("none") => println!("first queries right after the load"),
+        Ok("idle") | Err(_) => settle(process.0.id()).await,
+        Ok(other) => panic!("RHIZOME_BENCH_SETTLE is `idle` or `none`, not {other:?}"),
     }
     let queries = lineitem_queries();
     assert_eq!(queries.len(), 6, "P1–P6");
