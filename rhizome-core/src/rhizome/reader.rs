@@ -423,9 +423,16 @@ impl<'a> RhizomeIter<'a> {
     /// of that window. Bitmap blocks of that window are copied a word at a time.
     pub(crate) fn take_window(&mut self, window: u64, out: &mut [u64; WINDOW_WORDS]) {
         let base = window << WINDOW_SHIFT;
-        self.seek_index(base);
+        // A walk over consecutive windows is already there: the skip index is searched only
+        // for a jump of more than a window.
+        if !self.state.started || base > self.state.cursor.saturating_add(WINDOW_IDS) {
+            self.seek_index(base);
+        }
         self.skip_below(base);
         loop {
+            if self.run_left == 0 && self.block.is_none() && self.state.started {
+                self.take_short_adds(window, base, out);
+            }
             if self.run_left > 0 {
                 let first = self.state.cursor + 1;
                 if first >> WINDOW_SHIFT != window {
@@ -498,6 +505,47 @@ impl<'a> RhizomeIter<'a> {
                 }
             }
         }
+    }
+}
+
+impl RhizomeIter<'_> {
+    /// The common case of [`RhizomeIter::take_window`], inline: 1- and 2-byte adds (gaps
+    /// below 2^13), the bulk of a Rhizome a few percent dense or more. Stops before anything
+    /// else (runs, nulls, longer adds, a bitmap block's `C0 00` escape, the end) and before
+    /// the first id past the window, leaving those to the general path.
+    #[inline]
+    fn take_short_adds(&mut self, window: u64, base: RecordId, out: &mut [u64; WINDOW_WORDS]) {
+        let bytes = self.bytes;
+        let mut at = self.at;
+        let mut cursor = self.state.cursor;
+        while let Some(&first) = bytes.get(at) {
+            let (gap, len) = if first & 0xC0 == 0x80 {
+                ((first & 0x3F) as u64, 1)
+            } else if first & 0xE0 == 0xC0 {
+                let Some(&second) = bytes.get(at + 1) else {
+                    break;
+                };
+                let gap = ((first & 0x1F) as u64) << 8 | second as u64;
+                // A 2-byte code of a gap that fits in 1 byte is not canonical: `C0 00` opens
+                // a bitmap block.
+                if gap < 0x40 {
+                    break;
+                }
+                (gap, 2)
+            } else {
+                break;
+            };
+            let id = cursor.wrapping_add(gap);
+            if id >> WINDOW_SHIFT != window {
+                break;
+            }
+            let bit = id - base;
+            out[(bit / WORD_BITS) as usize] |= 1 << (bit % WORD_BITS);
+            cursor = id;
+            at += len;
+        }
+        self.at = at;
+        self.state.cursor = cursor;
     }
 }
 
