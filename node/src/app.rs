@@ -191,10 +191,9 @@ pub struct Node {
     /// The meta group's replica on this node (idle until the cluster is initialised).
     meta: MetaGroup,
     groups: RwLock<BTreeMap<ShardKey, Arc<Group>>>,
-    /// Serialises group creation, so two requests cannot open the same files twice.
-    opening: tokio::sync::Mutex<()>,
-    /// Whether the node answers RPCs yet (see [`Node::serving`]); set under `opening`.
-    serving: std::sync::atomic::AtomicBool,
+    /// Serialises group creation, so two requests cannot open the same files twice; holds
+    /// whether the node answers RPCs yet (see [`Node::serving`]).
+    opening: tokio::sync::Mutex<bool>,
     /// Serialises joins and leaves run on this node (as meta leader): one rebalance at a time.
     pub(crate) rebalancing: tokio::sync::Mutex<()>,
 }
@@ -213,8 +212,7 @@ impl Node {
             config,
             meta,
             groups: RwLock::new(BTreeMap::new()),
-            opening: tokio::sync::Mutex::new(()),
-            serving: std::sync::atomic::AtomicBool::new(false),
+            opening: tokio::sync::Mutex::new(false),
             rebalancing: tokio::sync::Mutex::new(()),
         });
         let groups_dir = node.config.data_dirs[0].join("groups");
@@ -237,8 +235,12 @@ impl Node {
         // The groups read their segments at the same time (on the blocking pool); nothing
         // else opens a group before `start` returns, so the `opening` lock is not needed.
         specs.sort_by(|a, b| a.key.cmp(&b.key));
-        futures::future::try_join_all(specs.into_iter().map(|spec| node.open_new_group(spec)))
-            .await?;
+        futures::future::try_join_all(
+            specs
+                .into_iter()
+                .map(|spec| node.open_new_group(spec, false)),
+        )
+        .await?;
         Ok(node)
     }
 
@@ -275,9 +277,8 @@ impl Node {
     /// pre-vote). Groups opened before this call start with elections off; later ones with
     /// them on. [`serve`] calls this.
     pub async fn serving(&self) {
-        let _opening = self.opening.lock().await;
-        self.serving
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut serving = self.opening.lock().await;
+        *serving = true;
         self.meta.raft.runtime_config().elect(true);
         for group in self.groups() {
             group.raft.runtime_config().elect(true);
@@ -286,16 +287,16 @@ impl Node {
 
     /// Open a group (creating its files if new). Opening a hosted group returns it.
     pub async fn open_group(&self, spec: GroupSpec) -> Result<Arc<Group>> {
-        let _opening = self.opening.lock().await;
+        let serving = self.opening.lock().await;
         if let Ok(group) = self.group(&spec.key) {
             return Ok(group);
         }
-        self.open_new_group(spec).await
+        self.open_new_group(spec, *serving).await
     }
 
-    /// Open a group that is not hosted yet; the caller makes sure no other open of the same
-    /// group runs (the `opening` lock, or `start`).
-    async fn open_new_group(&self, spec: GroupSpec) -> Result<Arc<Group>> {
+    /// Open a group that is not hosted yet, standing for election if `elect`; the caller
+    /// makes sure no other open of the same group runs (the `opening` lock, or `start`).
+    async fn open_new_group(&self, spec: GroupSpec, elect: bool) -> Result<Arc<Group>> {
         let dirs = GroupDirs::new(&self.config.data_dirs, &spec.key.dir_name());
         let group_file = dirs.first().join(GROUP_FILE);
         if !group_file.exists() {
@@ -338,7 +339,7 @@ impl Node {
             lease: Some(lease.clone()),
         };
         let mut config = self.config.raft.openraft_config(&group_name)?;
-        config.enable_elect = self.serving.load(std::sync::atomic::Ordering::SeqCst);
+        config.enable_elect = elect;
         let raft = Raft::new(self.id(), Arc::new(config), network, log.clone(), sm)
             .await
             .map_err(|e| from_fatal(&group_name, e))?;

@@ -579,9 +579,8 @@ impl ShardStateMachine {
         let encoded_ms = started.elapsed().as_millis() as u64;
         let (meta, last) = (saved.meta.clone(), saved.meta.last_log_id);
         dirs.point_live_at(&name).map_err(write_err)?;
-        let snapshot_dirs: Vec<PathBuf> = dirs.dirs.iter().map(|d| d.join(&name)).collect();
         let bytes = image
-            .write_to(&snapshot_dirs)
+            .write_to(&dirs.live_dirs())
             .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
         write_atomic(
             &dirs.first().join(&name).join(STATE_FILE),
