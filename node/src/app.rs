@@ -389,9 +389,7 @@ impl Node {
             .expect("group map lock poisoned")
             .remove(key);
         if let Some(group) = group {
-            if let Err(e) = group.raft.shutdown().await {
-                tracing::warn!(group = %key, error = %e, "raft shutdown");
-            }
+            close_group(&group).await;
         }
         let dirs = GroupDirs::new(&self.config.data_dirs, &key.dir_name());
         // The GROUP file first: once it is gone a restart no longer reopens the group, even
@@ -621,9 +619,7 @@ impl Node {
             tracing::warn!(group = META_GROUP, error = %e, "raft shutdown");
         }
         for group in self.groups() {
-            if let Err(e) = group.raft.shutdown().await {
-                tracing::warn!(group = %group.key, error = %e, "raft shutdown");
-            }
+            close_group(&group).await;
         }
         self.groups
             .write()
@@ -634,6 +630,18 @@ impl Node {
     /// How long a node waits for a group to have a leader before answering unavailable.
     pub fn leader_wait(&self) -> Duration {
         Duration::from_millis(self.config.raft.election_timeout_max_ms * 4)
+    }
+}
+
+/// Stop a shard group's Raft core, then wait for a snapshot step it left running and close
+/// the replica's files to any later one (see [`ShardShared::close`]).
+async fn close_group(group: &Group) {
+    if let Err(e) = group.raft.shutdown().await {
+        tracing::warn!(group = %group.key, error = %e, "raft shutdown");
+    }
+    let state = group.state.clone();
+    if let Err(e) = crate::blocking::run(move || state.close()).await {
+        tracing::warn!(group = %group.key, error = %e, "closing the replica's files");
     }
 }
 

@@ -314,7 +314,7 @@ pub struct ShardShared {
     state: RwLock<ShardState>,
     /// Held while the snapshot directories change or are read (building, installing, and
     /// reading a snapshot for a replica); taken before `state` where both are.
-    files: Mutex<()>,
+    files: Mutex<bool>,
 }
 
 impl ShardShared {
@@ -330,10 +330,34 @@ impl ShardShared {
             .expect("state machine lock poisoned by a panic")
     }
 
-    fn files(&self) -> MutexGuard<'_, ()> {
+    /// The snapshot files lock. Its value says whether the replica was closed.
+    fn files(&self) -> MutexGuard<'_, bool> {
         self.files
             .lock()
             .expect("snapshot files lock poisoned by a panic")
+    }
+
+    /// The files lock for a step that changes the files, or an error once the replica is
+    /// closed.
+    fn files_to_change(&self) -> Result<MutexGuard<'_, bool>, StorageError> {
+        let files = self.files();
+        if *files {
+            return Err(snapshot_error(
+                ErrorVerb::Write,
+                format!("{}: the replica is closed", self.dirs.first().display()),
+            ));
+        }
+        Ok(files)
+    }
+
+    /// Close the replica's files: wait for a snapshot build or install under way and refuse
+    /// any later one. openraft runs those steps in tasks of their own that outlive the Raft
+    /// core's shutdown; without this, a build begun just before a node stopped could switch
+    /// `CURRENT` and remove the snapshot a restart in the same process has just opened, or
+    /// write into the directories of a group being dropped. Blocks: call it off the
+    /// runtime's workers.
+    pub fn close(&self) {
+        *self.files() = true;
     }
 }
 
@@ -412,7 +436,7 @@ impl ShardStateMachine {
             shared: Arc::new(ShardShared {
                 dirs,
                 state: RwLock::new(state),
-                files: Mutex::new(()),
+                files: Mutex::new(false),
             }),
         })
     }
@@ -548,7 +572,7 @@ impl ShardStateMachine {
         let write_err = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
         let started = std::time::Instant::now();
         let dirs = &self.shared.dirs;
-        let _files = self.shared.files();
+        let _files = self.shared.files_to_change()?;
         let name = dirs.next_snapshot_name().map_err(write_err)?;
         // The store is encoded in memory under a read lock (queries go on, applies wait), as of
         // last_applied; the files are written after it is released. Holding it across the
@@ -600,7 +624,7 @@ impl ShardStateMachine {
     }
 
     fn install_blocking(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        let _files = self.shared.files();
+        let _files = self.shared.files_to_change()?;
         let err = |e: String| snapshot_error(ErrorVerb::Write, e);
         let io = |e: std::io::Error| snapshot_error(ErrorVerb::Write, e);
         let files = archive::decode(data).map_err(err)?;
@@ -797,5 +821,45 @@ mod tests {
         assert!(archive::decode(&bytes[..bytes.len() - 1]).is_err());
         let evil = archive::encode(&[("../x".to_string(), vec![])]);
         assert!(archive::decode(&evil).is_err());
+    }
+
+    /// The snapshot directories of a replica and what `CURRENT` names.
+    fn snapshot_files(dirs: &GroupDirs) -> (Vec<String>, Option<String>) {
+        let mut names: Vec<String> = std::fs::read_dir(dirs.first())
+            .expect("group directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(SNAPSHOT_PREFIX))
+            .collect();
+        names.sort();
+        (names, dirs.current().expect("CURRENT reads"))
+    }
+
+    #[test]
+    fn a_closed_replica_refuses_snapshot_steps_and_leaves_its_files_alone() {
+        // Proves: before `close` a build makes a new snapshot current; after it, a build and
+        // an install (steps openraft may still run after the core stopped) are errors and
+        // neither the snapshot directories nor `CURRENT` change, so a reopening in the same
+        // process keeps the snapshot it opened.
+        let root = tempfile::tempdir().expect("temp dir");
+        let dirs = GroupDirs::new(&[root.path().join("a"), root.path().join("b")], "t.0");
+        let schema = Schema::new(vec![rhizome_core::shard::ColumnDef {
+            name: "x".into(),
+            data_type: rhizome_core::value::DataType::Int,
+            nullable: true,
+        }])
+        .expect("schema");
+        let sm = ShardStateMachine::open(dirs.clone(), schema.clone()).expect("opens");
+        let built = sm.build_snapshot_blocking().expect("builds");
+        let before = snapshot_files(&dirs);
+        let current = before.1.clone().expect("the build made a snapshot current");
+        assert!(built.meta.snapshot_id.ends_with(&current), "{before:?}");
+        assert_eq!(before.0, vec![current.clone()]);
+        let archive = sm.archive_of(&current).expect("archive");
+
+        sm.shared().close();
+        assert!(sm.build_snapshot_blocking().is_err());
+        assert!(sm.install_blocking(&built.meta, &archive).is_err());
+        assert_eq!(snapshot_files(&dirs), before);
+        ShardStateMachine::open(dirs, schema).expect("reopens from the same snapshot");
     }
 }
