@@ -457,6 +457,43 @@ proptest! {
         prop_assert_eq!(got, expect);
     }
 
+    /// Intersections of lists whose windows are variously empty, sparse, dense (bitmap
+    /// blocks) and full, over the same few windows, so that blocks meet blocks, instruction
+    /// windows and nothing, equal the model.
+    #[test]
+    fn kernels_on_shared_windows_match_model(
+        lists in prop::collection::vec(
+            (prop::collection::vec(0usize..5, 6), any::<u64>()), 2..4),
+    ) {
+        const DENSITY_PERMILLE: [u64; 5] = [0, 10, 200, 600, 1000];
+        let mut arena = RhizomeArena::new(ArenaOptions::default());
+        let mut sets: Vec<BTreeSet<u64>> = Vec::new();
+        for (densities, seed) in &lists {
+            let r = arena.push();
+            let mut state = *seed | 1;
+            let mut set = BTreeSet::new();
+            for (window, &d) in densities.iter().enumerate() {
+                for id in window as u64 * 4096..(window as u64 + 1) * 4096 {
+                    // xorshift: an independent draw per id.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if state % 1000 < DENSITY_PERMILLE[d] {
+                        arena.append(r, id).expect("append");
+                        set.insert(id);
+                    }
+                }
+            }
+            sets.push(set);
+        }
+        let refs: Vec<_> = (0..lists.len() as u32).map(|r| arena.get(r)).collect();
+        let mut inter = sets[0].clone();
+        for s in &sets[1..] { inter = inter.intersection(s).copied().collect(); }
+        let inter: Vec<u64> = inter.into_iter().collect();
+        prop_assert_eq!(kernels::intersect_count(&refs), inter.len() as u64);
+        prop_assert_eq!(kernels::intersect(&refs), inter);
+    }
+
     /// Bitmap operations equal a BTreeSet model.
     #[test]
     fn bitmap_matches_model(

@@ -4,7 +4,10 @@
 //! Intersections run smallest first. When the next list is much larger than the smallest
 //! (more than [`GALLOP_SIZE_RATIO`] times), the smallest drives and the others seek through
 //! their skip indexes ("gallop"); otherwise the lists are walked a 4096-id window at a time,
-//! each window turned into 64 words (bitmap blocks are copied, not decoded) and ANDed.
+//! each window turned into 64 words and ANDed. A window a list holds as a bitmap block is
+//! read in place from the block's bytes, and a count of two lists is summed straight from
+//! the ANDed words: for two dense lists (TPC-H P1: 25 % and 14 % of the records) a window
+//! costs 64 loads, ANDs and popcounts a side.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,9 +28,9 @@ struct Seeker<'a> {
 }
 
 impl<'a> Seeker<'a> {
-    fn new(r: &RhizomeRef<'a>) -> Self {
+    fn new(iter: RhizomeIter<'a>) -> Self {
         Seeker {
-            iter: r.iter(),
+            iter,
             current: None,
             started: false,
         }
@@ -54,6 +57,95 @@ fn sorted_by_size<'a>(rhizomes: &[RhizomeRef<'a>]) -> Vec<RhizomeRef<'a>> {
     sorted
 }
 
+/// One window of a list as 64 words: borrowed from its bitmap block when the list holds the
+/// window as one, else decoded into a scratch array.
+#[derive(Clone, Copy)]
+enum Words<'s> {
+    /// 512 bytes: 64 little-endian words.
+    Block(&'s [u8]),
+    Decoded(&'s [u64; WINDOW_WORDS]),
+}
+
+/// Window `window` of `it`, consumed.
+#[inline]
+fn window_words<'a: 's, 's>(
+    it: &mut RhizomeIter<'a>,
+    window: u64,
+    scratch: &'s mut [u64; WINDOW_WORDS],
+) -> Words<'s> {
+    if let Some(block) = it.take_window_block(window) {
+        return Words::Block(block);
+    }
+    scratch.fill(0);
+    it.take_window(window, scratch);
+    Words::Decoded(scratch)
+}
+
+#[inline]
+fn block_words(block: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    block
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8-byte word")))
+}
+
+/// `acc &= words`; returns whether any bit is left.
+#[inline]
+fn and_into(acc: &mut [u64; WINDOW_WORDS], words: Words) -> bool {
+    let mut any = 0;
+    match words {
+        Words::Block(block) => {
+            for (a, b) in acc.iter_mut().zip(block_words(block)) {
+                *a &= b;
+                any |= *a;
+            }
+        }
+        Words::Decoded(decoded) => {
+            for (a, b) in acc.iter_mut().zip(decoded) {
+                *a &= b;
+                any |= *a;
+            }
+        }
+    }
+    any != 0
+}
+
+/// `|a ∩ b|` of one window.
+#[inline]
+fn and_count(a: Words, b: Words) -> u64 {
+    fn count(a: impl Iterator<Item = u64>, b: impl Iterator<Item = u64>) -> u64 {
+        a.zip(b).map(|(a, b)| (a & b).count_ones() as u64).sum()
+    }
+    match (a, b) {
+        (Words::Block(a), Words::Block(b)) => count(block_words(a), block_words(b)),
+        (Words::Block(a), Words::Decoded(b)) | (Words::Decoded(b), Words::Block(a)) => {
+            count(block_words(a), b.iter().copied())
+        }
+        (Words::Decoded(a), Words::Decoded(b)) => count(a.iter().copied(), b.iter().copied()),
+    }
+}
+
+/// How an intersection is walked.
+enum Walk<'a> {
+    /// A single list, or an empty intersection.
+    Trivial,
+    /// The smallest list drives; the others seek.
+    Gallop(RhizomeRef<'a>, Vec<RhizomeIter<'a>>),
+    /// All lists a window at a time (`iters[0]` is the smallest).
+    Windows(Vec<RhizomeIter<'a>>),
+}
+
+fn walk_for<'a>(rhizomes: &[RhizomeRef<'a>]) -> Walk<'a> {
+    let sorted = sorted_by_size(rhizomes);
+    if sorted.len() < 2 || sorted.iter().any(|r| r.is_empty()) {
+        return Walk::Trivial;
+    }
+    if sorted[1].cardinality() / sorted[0].cardinality().max(1) >= GALLOP_SIZE_RATIO {
+        Walk::Gallop(sorted[0], sorted[1..].iter().map(|r| r.iter()).collect())
+    } else {
+        Walk::Windows(sorted.iter().map(|r| r.iter()).collect())
+    }
+}
+
 /// Walk the intersection, calling `window_words` for each window's ANDed words (window mode) or
 /// `id` for each common id (gallop mode).
 fn intersect_with(
@@ -61,43 +153,40 @@ fn intersect_with(
     mut id_found: impl FnMut(RecordId),
     mut window_found: impl FnMut(u64, &[u64; WINDOW_WORDS]),
 ) {
-    let sorted = sorted_by_size(rhizomes);
-    let Some(smallest) = sorted.first() else {
-        return;
-    };
-    if sorted.iter().any(|r| r.is_empty()) {
-        return;
-    }
-    if sorted.len() == 1 {
-        smallest.for_each(id_found);
-        return;
-    }
-    let gallop = sorted[1].cardinality() / smallest.cardinality().max(1) >= GALLOP_SIZE_RATIO;
-    if gallop {
-        let mut others: Vec<Seeker> = sorted[1..].iter().map(Seeker::new).collect();
-        smallest.for_each(|id| {
-            if others.iter_mut().all(|s| s.seek(id) == Some(id)) {
-                id_found(id);
+    let mut iters = match walk_for(rhizomes) {
+        Walk::Trivial => {
+            if let [only] = rhizomes {
+                only.for_each(id_found);
             }
-        });
-        return;
-    }
-    let mut iters: Vec<RhizomeIter> = sorted.iter().map(|r| r.iter()).collect();
+            return;
+        }
+        Walk::Gallop(smallest, others) => {
+            let mut others: Vec<Seeker> = others.into_iter().map(Seeker::new).collect();
+            smallest.for_each(|id| {
+                if others.iter_mut().all(|s| s.seek(id) == Some(id)) {
+                    id_found(id);
+                }
+            });
+            return;
+        }
+        Walk::Windows(iters) => iters,
+    };
     let mut acc = [0u64; WINDOW_WORDS];
     let mut scratch = [0u64; WINDOW_WORDS];
-    while let Some(next) = iters[0].peek() {
-        let window = next >> WINDOW_SHIFT;
-        acc.fill(0);
-        iters[0].take_window(window, &mut acc);
-        for it in iters[1..].iter_mut() {
-            scratch.fill(0);
-            it.take_window(window, &mut scratch);
-            let mut any = 0;
-            for (a, b) in acc.iter_mut().zip(&scratch) {
-                *a &= b;
-                any |= *a;
+    while let Some(window) = iters[0].peek_window() {
+        match iters[0].take_window_block(window) {
+            Some(block) => {
+                for (a, w) in acc.iter_mut().zip(block_words(block)) {
+                    *a = w;
+                }
             }
-            if any == 0 {
+            None => {
+                acc.fill(0);
+                iters[0].take_window(window, &mut acc);
+            }
+        }
+        for it in iters[1..].iter_mut() {
+            if !and_into(&mut acc, window_words(it, window, &mut scratch)) {
                 break;
             }
         }
@@ -105,10 +194,24 @@ fn intersect_with(
     }
 }
 
-/// `|r1 ∩ r2 ∩ …|` without materialising ids.
+/// `|r1 ∩ r2 ∩ …|` without materialising ids. Windows that both of two lists hold as bitmap
+/// blocks are counted straight from the blocks' bytes.
 pub fn intersect_count(rhizomes: &[RhizomeRef]) -> u64 {
-    let mut count = 0u64;
-    let mut singles = 0u64;
+    let Walk::Windows(mut iters) = walk_for(rhizomes) else {
+        let mut count = 0u64;
+        intersect_with(rhizomes, |_| count += 1, |_, _| unreachable!("not walked"));
+        return count;
+    };
+    if let [first, second] = iters.as_mut_slice() {
+        let mut count = 0u64;
+        let (mut a, mut b) = ([0u64; WINDOW_WORDS], [0u64; WINDOW_WORDS]);
+        while let Some(window) = first.peek_window() {
+            let words = window_words(first, window, &mut a);
+            count += and_count(words, window_words(second, window, &mut b));
+        }
+        return count;
+    }
+    let (mut count, mut singles) = (0u64, 0u64);
     intersect_with(
         rhizomes,
         |_| singles += 1,
@@ -175,7 +278,7 @@ pub fn union_into(rhizomes: &[RhizomeRef], out: &mut Bitmap) {
 /// The ids of `a` not in `b`, ascending.
 pub fn difference(a: RhizomeRef, b: RhizomeRef) -> Vec<RecordId> {
     let mut out = Vec::new();
-    let mut seeker = Seeker::new(&b);
+    let mut seeker = Seeker::new(b.iter());
     a.for_each(|id| {
         if seeker.seek(id) != Some(id) {
             out.push(id);

@@ -7,8 +7,8 @@
 
 use super::bitmap::Bitmap;
 use super::codec::{
-    block_last_bit, block_word, read_instr, CursorState, Instr, WINDOW_IDS, WINDOW_SHIFT,
-    WINDOW_WORDS, WORD_BITS,
+    block_last_bit, block_word, read_instr, read_value_code, CursorState, Instr, BITMAP_ESCAPE,
+    WINDOW_BITMAP_BYTES, WINDOW_IDS, WINDOW_SHIFT, WINDOW_WORDS, WORD_BITS,
 };
 use super::skip::{SeekPoint, SkipIndex};
 use super::RecordId;
@@ -275,6 +275,14 @@ struct BlockState {
     last: RecordId,
 }
 
+/// Header of the bitmap block an iterator sits on.
+#[derive(Debug, Clone, Copy)]
+struct BlockAhead {
+    window: u64,
+    /// Offset of the block's first word.
+    words_at: usize,
+}
+
 /// Ascending iterator over a Rhizome; [`RhizomeIter::advance_to`] seeks via the skip index.
 #[derive(Debug, Clone)]
 pub struct RhizomeIter<'a> {
@@ -417,6 +425,65 @@ impl<'a> RhizomeIter<'a> {
     /// The next id without consuming it.
     pub(crate) fn peek(&self) -> Option<RecordId> {
         self.clone().next()
+    }
+
+    /// The window of the next id, without consuming it. A bitmap block ahead answers from its
+    /// header, without looking at its words.
+    #[inline]
+    pub(crate) fn peek_window(&self) -> Option<u64> {
+        match self.block_ahead() {
+            Some(ahead) => Some(ahead.window),
+            None => self.peek().map(|id| id >> WINDOW_SHIFT),
+        }
+    }
+
+    /// The bitmap block the iterator sits on: nothing of a run or an entered block is pending
+    /// and the next instruction is a block's escape.
+    #[inline]
+    fn block_ahead(&self) -> Option<BlockAhead> {
+        if self.run_left != 0 || self.block.is_some() {
+            return None;
+        }
+        let bytes = self.bytes;
+        if bytes.get(self.at..self.at + BITMAP_ESCAPE.len())? != BITMAP_ESCAPE {
+            return None;
+        }
+        let code_at = self.at + BITMAP_ESCAPE.len();
+        let (window, code_len) = match *bytes.get(code_at)? {
+            first @ 0x80..=0xBF => ((first & 0x3F) as u64, 1),
+            first @ 0xC0..=0xDF => {
+                let second = *bytes.get(code_at + 1)?;
+                (((first & 0x1F) as u64) << 8 | second as u64, 2)
+            }
+            _ => read_value_code(bytes, code_at).ok()?,
+        };
+        let words_at = code_at + code_len;
+        (bytes.len() >= words_at + WINDOW_BITMAP_BYTES).then_some(BlockAhead { window, words_at })
+    }
+
+    /// When the next thing in the iterator is the bitmap block of `window`, consume it and
+    /// return its 512 bytes of words (64 little-endian u64s); otherwise consume nothing and
+    /// return None (the caller falls back to [`RhizomeIter::take_window`]).
+    ///
+    /// A block starts after the cursor, so an iterator sitting on the block of `window` has
+    /// consumed every id of the windows before: nothing is skipped by taking it.
+    #[inline]
+    pub(crate) fn take_window_block(&mut self, window: u64) -> Option<&'a [u8]> {
+        let ahead = self.block_ahead()?;
+        if ahead.window != window {
+            return None;
+        }
+        let words = &self.bytes[ahead.words_at..ahead.words_at + WINDOW_BITMAP_BYTES];
+        // The encoder never writes an empty block; a malformed one leaves the cursor before it.
+        let last = block_last_bit(self.bytes, ahead.words_at);
+        self.at = ahead.words_at + WINDOW_BITMAP_BYTES;
+        if let Some(last) = last {
+            self.state = CursorState {
+                cursor: (window << WINDOW_SHIFT) + last,
+                started: true,
+            };
+        }
+        Some(words)
     }
 
     /// Set the bits of window `window` into `out` (64 words), consuming every id up to the end
