@@ -639,20 +639,23 @@ fn long_text_literals_compare_as_text() {
 #[test]
 fn explain_reports_leaves_and_their_sizes() {
     let schema = schema();
-    let mut store = ShardStore::new(schema, StoreOptions::in_memory());
-    let rows: Vec<Vec<Value>> = (0..100i64)
-        .map(|k| {
-            vec![
-                Value::Int(k % 4),
-                Value::Text("x".into()),
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Boolean(k % 2 == 0),
-            ]
-        })
-        .collect();
-    store.insert_batch(&rows).expect("valid");
+    let mut store = ShardStore::new(schema.clone(), StoreOptions::in_memory());
+    // `count` records: i cycles through `distinct` values, b alternates.
+    let rows = |count: i64, distinct: i64| -> Vec<Vec<Value>> {
+        (0..count)
+            .map(|k| {
+                vec![
+                    Value::Int(k % distinct),
+                    Value::Text("x".into()),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Boolean(k % 2 == 0),
+                ]
+            })
+            .collect()
+    };
+    store.insert_batch(&rows(100, 4)).expect("valid");
     let query = ShardQuery {
         filter: Condition::And(vec![
             Condition::eq("i", Value::Int(1)),
@@ -665,6 +668,26 @@ fn explain_reports_leaves_and_their_sizes() {
     assert!(plan.contains("i: 1 value(s), 25 records"), "{plan}");
     assert!(plan.contains("b: 1 value(s), 50 records"), "{plan}");
     assert!(plan.starts_with("AND"), "{plan}");
+    // Two dense single-value leaves: intersected window by window.
+    assert!(plan.contains("count: intersect the Rhizomes"), "{plan}");
+
+    // One record in 10,000 against half of them: the rare leaf is walked and the other
+    // probed. Both ways count what a scan counts.
+    let mut store = ShardStore::new(schema.clone(), StoreOptions::in_memory());
+    let rows = rows(10_000, 5000);
+    store.insert_batch(&rows).expect("valid");
+    let plan = store.explain(&query).expect("explain").join("\n");
+    assert!(plan.contains("count: walk i and probe"), "{plan}");
+    let expected = rows
+        .iter()
+        .filter(|r| r[0] == Value::Int(1) && r[5] == Value::Boolean(true))
+        .count();
+    let answer = store
+        .query(&query)
+        .expect("query")
+        .finish(&query, &schema)
+        .expect("finish");
+    assert_same(&answer, vec![vec![Value::Int(expected as i64)]], &query);
 }
 
 /// SUM and AVG over a column of more than 65,536 distinct values (summed in dictionary-region
