@@ -120,4 +120,8 @@ pub trait Cluster: Send + Sync + std::fmt::Debug + 'static {
 
     /// Sizes of one shard, for EXPLAIN.
     async fn stats(&self, table: &str, shard: u32) -> Result<ShardStats>;
+
+    /// One shard's plan for `query` (its leaves, their sizes, how each AND is evaluated),
+    /// for EXPLAIN.
+    async fn explain(&self, table: &str, shard: u32, query: ShardQuery) -> Result<Vec<String>>;
 }

@@ -521,6 +521,22 @@ impl Executor {
                 self.cluster.query(&table.name, shard, count_query.clone())
             })
             .await?;
+        // Each shard's own plan: for an aggregate its shard query, for a read the filter
+        // alone (no aggregates).
+        let shard_query = match &plan {
+            SelectPlan::Aggregate(p) => p.query.clone(),
+            SelectPlan::Read(p) => ShardQuery {
+                filter: p.filter.clone(),
+                group_by: Vec::new(),
+                aggregates: Vec::new(),
+            },
+        };
+        let shard_plans = self
+            .scatter(&table, |shard| {
+                self.cluster
+                    .explain(&table.name, shard, shard_query.clone())
+            })
+            .await?;
         lines.push(format!(
             "Gather from {} shards of {} (replicas {})",
             table.shards, table.name, table.replicas
@@ -598,8 +614,12 @@ impl Executor {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        lines.push("  Shards:".into());
-        for (shard, (stats, count)) in stats.iter().zip(&counts).enumerate() {
+        // No cache Rhizomes are kept yet: every shard answers from its column Rhizomes.
+        lines.push("  Cache Rhizomes used: none".into());
+        lines.push("  Shards (live records, records matching the filter, bytes; plan):".into());
+        for (shard, ((stats, count), shard_plan)) in
+            stats.iter().zip(&counts).zip(&shard_plans).enumerate()
+        {
             let matching = count
                 .groups
                 .values()
@@ -614,6 +634,7 @@ impl Executor {
                 "    shard {shard}: {} live records, {matching} matching, {} bytes",
                 stats.live_records, stats.bytes
             ));
+            lines.extend(shard_plan.iter().map(|line| format!("      {line}")));
         }
         let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
         Ok(Output {

@@ -366,6 +366,14 @@ impl Cluster for GrpcCluster {
         }
     }
 
+    async fn explain(&self, table: &str, shard: u32, query: ShardQuery) -> Result<Vec<String>> {
+        let key = ShardKey::new(table, shard);
+        match self.client.explain(&key, &query).await {
+            Ok(lines) => Ok(lines),
+            Err(e) => Err(self.shard_error(table, shard, e).await),
+        }
+    }
+
     async fn stats(&self, table: &str, shard: u32) -> Result<ShardStats> {
         let key = ShardKey::new(table, shard);
         match self.client.stats(&key).await {

@@ -260,6 +260,14 @@ impl Cluster for LocalCluster {
         .await
     }
 
+    async fn explain(&self, table: &str, shard: u32, query: ShardQuery) -> Result<Vec<String>> {
+        self.on_shard(table, shard, move |local| {
+            let store = local.store.read().unwrap_or_else(|e| e.into_inner());
+            store.explain(&query)
+        })
+        .await
+    }
+
     async fn stats(&self, table: &str, shard: u32) -> Result<ShardStats> {
         self.on_shard(table, shard, move |local| {
             let store = local.store.read().unwrap_or_else(|e| e.into_inner());

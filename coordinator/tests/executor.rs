@@ -130,7 +130,8 @@ async fn rows_with_one_key_land_on_one_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_the_shard_query_merge_and_estimates() {
-    // Proves EXPLAIN names the shard query, the merge steps and per-shard match counts.
+    // Proves EXPLAIN names the shard query, the merge steps, per-shard match counts and
+    // per-shard plans.
     let (_, executor) = setup().await;
     let output = executor
         .execute("EXPLAIN SELECT v, COUNT(*) FROM t WHERE v IN (1, 2) GROUP BY v HAVING COUNT(*) > 1 ORDER BY 2 DESC LIMIT 1")
@@ -159,6 +160,16 @@ async fn explain_shows_the_shard_query_merge_and_estimates() {
         .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(matching, 29);
+    // Every shard shows its own plan: the leaf with its exact size there, which adds up to
+    // the same 29 records.
+    assert!(text.contains("Cache Rhizomes used: none"), "{text}");
+    let leaves: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("v: 2 value(s), "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        .collect();
+    assert_eq!(leaves.len(), 4, "one plan per shard in\n{text}");
+    assert_eq!(leaves.iter().sum::<u64>(), 29);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

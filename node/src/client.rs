@@ -321,22 +321,39 @@ impl Client {
         Ok(outcome(batch, reply))
     }
 
+    /// Send `query` to the shard's leader through `call`, one of the ShardQuery calls that
+    /// take a `QueryRequest` (Query, Explain).
+    async fn query_call<T, Fut>(
+        &self,
+        key: &ShardKey,
+        query: &ShardQuery,
+        call: impl Fn(
+            ShardQueryClient<tonic::transport::Channel>,
+            tonic::Request<pb::QueryRequest>,
+        ) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let query = bincode::serialize(query).expect("queries serialise");
+        self.with_leader(key, |channel| {
+            let message = pb::QueryRequest {
+                shard: shard_ref(key),
+                query_bincode: query.clone(),
+            };
+            let client =
+                ShardQueryClient::new(channel).max_decoding_message_size(MESSAGE_BYTES_MAX);
+            let reply = call(client, request(message));
+            async move { reply.await.map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+
     /// A linearizable shard query.
     pub async fn query(&self, key: &ShardKey, query: &ShardQuery) -> Result<Partial> {
-        let query = bincode::serialize(query).expect("queries serialise");
         let reply = self
-            .with_leader(key, |channel| {
-                let message = pb::QueryRequest {
-                    shard: shard_ref(key),
-                    query_bincode: query.clone(),
-                };
-                async move {
-                    ShardQueryClient::new(channel)
-                        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-                        .query(request(message))
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .query_call(key, query, |mut client, request| async move {
+                client.query(request).await
             })
             .await?;
         decode_partial(&reply.partial_bincode)
@@ -656,6 +673,16 @@ impl Client {
         })
         .await?;
         Ok(())
+    }
+
+    /// A shard's plan for `query`, from its leader's store (EXPLAIN).
+    pub async fn explain(&self, key: &ShardKey, query: &ShardQuery) -> Result<Vec<String>> {
+        let reply = self
+            .query_call(key, query, |mut client, request| async move {
+                client.explain(request).await
+            })
+            .await?;
+        Ok(reply.lines)
     }
 
     /// Read records of a shard, linearizably.

@@ -308,6 +308,7 @@ impl ShardQueryService {
         {
             return Ok(group);
         }
+        tracing::debug!(group = %key.group_name(), "no lease: confirming leadership for a read");
         group
             .reads
             .confirm(&group.raft)
@@ -355,8 +356,16 @@ impl pb::shard_query_server::ShardQuery for ShardQueryService {
             let tasks = request.shards.into_iter().map(|shard| {
                 let (service, query) = (self.clone(), query.clone());
                 tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let group = service.linearizable(Some(shard)).await?;
+                    let read_at = started.elapsed();
                     let partial = group.state.read().store.query(&query)?;
+                    tracing::debug!(
+                        group = %group.key.group_name(),
+                        read_wait_us = read_at.as_micros() as u64,
+                        evaluate_us = (started.elapsed() - read_at).as_micros() as u64,
+                        "shard query"
+                    );
                     Ok::<_, Error>(bincode::serialize(&partial).expect("partials serialise"))
                 })
             });
@@ -374,6 +383,22 @@ impl pb::shard_query_server::ShardQuery for ShardQueryService {
             Ok(pb::QueryShardsReply { answers })
         };
         deadline("query", READ_TIMEOUT_MS, work)
+            .await
+            .map(Response::new)
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> std::result::Result<Response<pb::ExplainReply>, Status> {
+        let request = request.into_inner();
+        let work = async {
+            let query: ShardQuery = decode("query", &request.query_bincode)?;
+            let group = self.linearizable(request.shard).await?;
+            let lines = group.state.read().store.explain(&query)?;
+            Ok(pb::ExplainReply { lines })
+        };
+        deadline("explain", READ_TIMEOUT_MS, work)
             .await
             .map(Response::new)
     }
