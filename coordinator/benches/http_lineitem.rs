@@ -19,7 +19,8 @@
 //! | `RHIZOME_BENCH_DUCKDB_MS` | or DuckDB's times of P1–P6, comma-separated | none |
 //! | `RHIZOME_BENCH_DIR` | data directory (kept) instead of a temporary one; one that holds `lineitem` already is not loaded again | none |
 //! | `RHIZOME_BENCH_BIN` | the `rhizome` binary to run (to compare two builds) | this build's |
-//! | `RHIZOME_BENCH_SETTLE` | `idle`: before the first query, wait until the server has finished what the load left it (its process uses less than a tenth of a core over a second: snapshots written, followers caught up; at most 2 minutes); `none`: query right after the load | `idle` |
+//! | `RHIZOME_BENCH_SETTLE` | `idle`: before the first query, wait until the server has finished what the load left it (for two seconds in a row its process uses less than a tenth of a core and the machine has less than 16 MB of file data to write back: snapshots written and fsynced, followers caught up; at most 2 minutes); `none`: query right after the load | `idle` |
+//! | `RUST_LOG` | the server's log filter (its log is `rhizome.log` in the data directory); `info,rhizome_node::services=debug` logs each shard query's read wait and evaluation time | `info,openraft=warn` |
 //!
 //! `ops/bench/http-vs-duckdb.sh` runs it with DuckDB timed on the same rows.
 
@@ -48,6 +49,10 @@ const READY_WAIT_MS_MAX: u64 = 120_000;
 const SETTLE_WAIT_MS_MAX: u64 = 120_000;
 /// Share of one core under which the server counts as idle.
 const IDLE_CPU_SHARE: f64 = 0.1;
+/// File data still to be written back below which the machine counts as idle.
+const IDLE_UNWRITTEN_BYTES: u64 = 16 << 20;
+/// Quiet seconds in a row after which the server counts as idle.
+const IDLE_SECONDS: u32 = 2;
 /// Floats (AVG) in the expected files are rounded to 6 decimals.
 const FLOAT_TOLERANCE: f64 = 1e-6;
 /// Goals end to end, in ms, P1–P6.
@@ -147,30 +152,53 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Wait until the server is idle: less than [`IDLE_CPU_SHARE`] of a core over one second
-/// (a bulk load leaves snapshots to write and followers to catch up), at most
+/// Bytes of file data the kernel has yet to write back, machine-wide (`Dirty` and
+/// `Writeback` of `/proc/meminfo`).
+fn unwritten_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    meminfo
+        .lines()
+        .filter(|l| l.starts_with("Dirty:") || l.starts_with("Writeback:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024
+}
+
+/// Wait until the server is idle for [`IDLE_SECONDS`] seconds in a row: less than
+/// [`IDLE_CPU_SHARE`] of a core over each second, and less than [`IDLE_UNWRITTEN_BYTES`] of
+/// file data still to be written back (a bulk
+/// load leaves snapshots to write and fsync, followers to catch up); at most
 /// [`SETTLE_WAIT_MS_MAX`].
 async fn settle(pid: u32) {
     let started = Instant::now();
     let mut last = cpu_time(pid);
+    let mut quiet_seconds = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = cpu_time(pid);
         let share = (now - last).as_secs_f64();
         last = now;
-        if share < IDLE_CPU_SHARE {
+        let unwritten = unwritten_bytes();
+        if share < IDLE_CPU_SHARE && unwritten < IDLE_UNWRITTEN_BYTES {
+            quiet_seconds += 1;
+        } else {
+            quiet_seconds = 0;
+        }
+        if quiet_seconds == IDLE_SECONDS {
             println!(
-                "server idle {:.1} s after the load ({:.0} % of a core over the last second)",
+                "server idle {:.1} s after the load ({:.0} % of a core over the last second, {:.1} MB not yet written back)",
                 started.elapsed().as_secs_f64(),
-                share * 100.0
+                share * 100.0,
+                unwritten as f64 / 1e6
             );
             return;
         }
         if started.elapsed() > Duration::from_millis(SETTLE_WAIT_MS_MAX) {
             println!(
-                "server still busy {:.0} s after the load ({:.0} % of a core): querying anyway",
+                "server still busy {:.0} s after the load ({:.0} % of a core, {:.1} MB not yet written back): querying anyway",
                 started.elapsed().as_secs_f64(),
-                share * 100.0
+                share * 100.0,
+                unwritten as f64 / 1e6
             );
             return;
         }
@@ -290,7 +318,12 @@ async fn main() {
         .args(["dev", "--no-sample", "--data-dir"])
         .arg(&data_dir)
         .args(["--http", &http.to_string(), "--pg", &pg.to_string()])
-        .env("RUST_LOG", "info,openraft=warn")
+        // The server's log filter: `RUST_LOG` when set (say, `info,rhizome_node::services=debug`
+        // for each shard query's read wait and evaluation time), else info without openraft's.
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".to_string()),
+        )
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
         .spawn()
