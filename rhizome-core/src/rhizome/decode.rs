@@ -25,9 +25,17 @@
 //!
 //! The bytes were validated when the Rhizome was read; on malformed input this decoder
 //! still never indexes out of bounds or loops (it produces unspecified ids and stops).
+//!
+//! On a CPU with AVX-512 VBMI2 (checked once at run time), [`for_each_id`] uses the decoder
+//! of [`avx512`] instead, which also finds the starts and makes the ids with vector
+//! operations, 128 bytes at a time. This one stays the portable path, and the tests check
+//! both against the validating decoder.
 
 use super::codec::{block_word, read_instr, Instr, WINDOW_SHIFT, WINDOW_WORDS, WORD_BITS};
 use super::RecordId;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Bytes whose instruction starts one block finds.
 const BLOCK_BYTES: usize = 32;
@@ -207,6 +215,23 @@ fn classify(block: &[u8; BLOCK_READ_BYTES]) -> BlockClasses {
     classes
 }
 
+/// The start chain over 32 bytes whose class bits are `low` and `high` (see
+/// [`BlockClasses`]): 8 look-ups in [`CHUNK_STEPS`], each shifted by the state the previous
+/// one left. `shift` is 16 × the entry state on the way in and out. Returns the bytes where
+/// an instruction starts and the first byte whose instruction stops the chain (a longer add).
+#[inline]
+fn start_chain(low: u32, high: u32, shift: &mut u64) -> (u32, u32) {
+    let patterns = interleave_nibbles(low, high);
+    let mut chain = 0u64;
+    for chunk in 0..BLOCK_BYTES / CHUNK_BYTES {
+        let pattern = (patterns >> (8 * chunk)) & 0xFF;
+        let step = CHUNK_STEPS[pattern as usize] >> *shift;
+        *shift = step & STEP_SHIFT_MASK;
+        chain |= ((step >> STEP_STARTS_SHIFT) & 0xFF) << (8 * chunk);
+    }
+    (pack_nibbles(chain, false), pack_nibbles(chain, true))
+}
+
 /// How a block ended.
 enum BlockEnd {
     /// The next instruction starts this many bytes after the block's start.
@@ -223,18 +248,8 @@ fn decode_block(
     f: &mut impl FnMut(RecordId),
 ) -> BlockEnd {
     let classes = classify(block);
-    // The start chain: 8 look-ups, each shifted by the state the previous one left.
-    let patterns = interleave_nibbles(classes.low, classes.high);
     let mut shift = 0u64;
-    let mut chain = 0u64;
-    for chunk in 0..BLOCK_BYTES / CHUNK_BYTES {
-        let pattern = (patterns >> (8 * chunk)) & 0xFF;
-        let step = CHUNK_STEPS[pattern as usize] >> shift;
-        shift = step & STEP_SHIFT_MASK;
-        chain |= ((step >> STEP_STARTS_SHIFT) & 0xFF) << (8 * chunk);
-    }
-    let mut starts = pack_nibbles(chain, false);
-    let stops = pack_nibbles(chain, true);
+    let (mut starts, stops) = start_chain(classes.low, classes.high, &mut shift);
     let mut end = if stops != 0 {
         BlockEnd::General(stops.trailing_zeros() as usize)
     } else {
@@ -317,40 +332,61 @@ fn decode_one(
     Some(next)
 }
 
+/// Stretches of only 1-byte or only 2-byte adds: eight or four per 8-byte word, after a
+/// 2-operation check (cheaper there than classifying a block). Decodes the word at `at` if
+/// it is one and returns its length.
+#[inline]
+fn uniform_word(
+    bytes: &[u8],
+    at: usize,
+    cursor: &mut RecordId,
+    f: &mut impl FnMut(RecordId),
+) -> Option<usize> {
+    let word = u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().expect("8 bytes"));
+    if word & 0xC0C0_C0C0_C0C0_C0C0 == 0x8080_8080_8080_8080 {
+        let gaps = word & 0x3F3F_3F3F_3F3F_3F3F;
+        for k in 0..8 {
+            *cursor = cursor.wrapping_add((gaps >> (8 * k)) & 0x3F);
+            f(*cursor);
+        }
+        return Some(8);
+    }
+    if word & 0x00E0_00E0_00E0_00E0 == 0x00C0_00C0_00C0_00C0 {
+        let gap = |k: u32| ((word >> (16 * k)) & 0x1F) << 8 | (word >> (16 * k + 8)) & 0xFF;
+        let gaps = [gap(0), gap(1), gap(2), gap(3)];
+        // A gap of 0 is the escape of a bitmap block.
+        if gaps.iter().all(|&g| g != 0) {
+            for g in gaps {
+                *cursor = cursor.wrapping_add(g);
+                f(*cursor);
+            }
+            return Some(8);
+        }
+    }
+    None
+}
+
 /// Call `f` for every id of the instruction stream `bytes`, ascending.
 #[inline]
 pub(crate) fn for_each_id(bytes: &[u8], mut f: impl FnMut(RecordId)) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        return avx512::for_each_id(bytes, &mut f);
+    }
+    for_each_id_portable(bytes, &mut f);
+}
+
+/// [`for_each_id`] without vector extensions beyond the build's.
+#[inline]
+fn for_each_id_portable(bytes: &[u8], mut f: impl FnMut(RecordId)) {
     let mut at = 0usize;
     let mut cursor: RecordId = 0;
     // The last bytes are copied into a block padded with nulls (which produce nothing).
     let mut padded = [0u8; BLOCK_READ_BYTES];
     while at < bytes.len() {
-        // Stretches of only 1-byte or only 2-byte adds: eight or four per 8-byte word, after
-        // a 2-operation check (cheaper there than classifying a block).
-        if let Some(chunk) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            if word & 0xC0C0_C0C0_C0C0_C0C0 == 0x8080_8080_8080_8080 {
-                let gaps = word & 0x3F3F_3F3F_3F3F_3F3F;
-                for k in 0..8 {
-                    cursor = cursor.wrapping_add((gaps >> (8 * k)) & 0x3F);
-                    f(cursor);
-                }
-                at += 8;
-                continue;
-            }
-            if word & 0x00E0_00E0_00E0_00E0 == 0x00C0_00C0_00C0_00C0 {
-                let gap = |k: u32| ((word >> (16 * k)) & 0x1F) << 8 | (word >> (16 * k + 8)) & 0xFF;
-                let gaps = [gap(0), gap(1), gap(2), gap(3)];
-                // A gap of 0 is the escape of a bitmap block.
-                if gaps.iter().all(|&g| g != 0) {
-                    for g in gaps {
-                        cursor = cursor.wrapping_add(g);
-                        f(cursor);
-                    }
-                    at += 8;
-                    continue;
-                }
-            }
+        if let Some(advance) = uniform_word(bytes, at, &mut cursor, &mut f) {
+            at += advance;
+            continue;
         }
         let block: &[u8; BLOCK_READ_BYTES] = match bytes.get(at..at + BLOCK_READ_BYTES) {
             Some(block) => block.try_into().expect("a whole block"),
@@ -405,15 +441,25 @@ mod tests {
         })
     }
 
+    /// The ids of `bytes` by [`for_each_id`] (the AVX-512 decoder where the CPU has it) and
+    /// by the portable decoder.
+    fn decoded(bytes: &[u8]) -> [Vec<u64>; 2] {
+        let mut wide = Vec::new();
+        for_each_id(bytes, |id| wide.push(id));
+        let mut portable = Vec::new();
+        for_each_id_portable(bytes, |id| portable.push(id));
+        [wide, portable]
+    }
+
     proptest! {
         /// The block decoder produces exactly the ids of the validating decoder.
         #[test]
         fn matches_the_validating_decoder(ids in mixed_ids(), dense in any::<bool>()) {
             let options = ArenaOptions { dense_blocks: dense, ..ArenaOptions::default() };
             let bytes = encode_ids(&ids, options);
-            let mut got = Vec::new();
-            for_each_id(&bytes, |id| got.push(id));
-            prop_assert_eq!(got, ids);
+            for got in decoded(&bytes) {
+                prop_assert_eq!(&got, &ids);
+            }
         }
 
         /// Long stretches of one code length (the 8-byte word paths) broken by other codes.
@@ -432,19 +478,20 @@ mod tests {
                 ids.push(last + outlier);
             }
             let bytes = encode_ids(&ids, ArenaOptions::default());
-            let mut got = Vec::new();
-            for_each_id(&bytes, |id| got.push(id));
-            prop_assert_eq!(got, ids);
+            for got in decoded(&bytes) {
+                prop_assert_eq!(&got, &ids);
+            }
         }
 
         /// On arbitrary bytes it returns (no panic, no endless loop); on bytes the validating
         /// decoder accepts it agrees with it.
         #[test]
         fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-            let mut got = Vec::new();
-            for_each_id(&bytes, |id| got.push(id));
+            let got = decoded(&bytes);
             if let Ok(expected) = decode_all(&bytes) {
-                prop_assert_eq!(got, expected);
+                for got in got {
+                    prop_assert_eq!(&got, &expected);
+                }
             }
         }
 
@@ -484,9 +531,9 @@ mod tests {
                     }
                 }
             }
-            let mut got = Vec::new();
-            for_each_id(&bytes, |id| got.push(id));
-            prop_assert_eq!(got, expected);
+            for got in decoded(&bytes) {
+                prop_assert_eq!(&got, &expected);
+            }
         }
     }
 

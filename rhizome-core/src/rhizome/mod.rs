@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `codec.rs` | instruction format (diagram), canonical encoder, validating decoder |
 //! | `skip.rs` | the two-level skip index |
-//! | `decode.rs` | the full decode of a Rhizome, 32 bytes at a time (starts found without branches) |
+//! | `decode.rs` | the full decode of a Rhizome, 32 bytes at a time (starts found without branches); `decode/avx512.rs`: 128 bytes at a time where the CPU has AVX-512 VBMI2 |
 //! | `reader.rs` | [`RhizomeRef`], [`RhizomeIter`]: iterate, seek, count, bitmap kernels |
 //! | `arena.rs` | [`RhizomeArena`]: many Rhizomes in one byte arena, deletes, compaction, segments |
 //! | `bitmap.rs` | [`Bitmap`] |
