@@ -280,6 +280,11 @@ impl ColumnBatch {
                     def.name
                 )));
             }
+            if let BatchColumn::Text { bytes, ends, .. } = column {
+                if texts_are_valid(bytes, ends, def.data_type) {
+                    continue;
+                }
+            }
             for r in 0..n {
                 let checked = match column.cell(r) {
                     Cell::Null => Ok(()),
@@ -316,6 +321,33 @@ impl ColumnBatch {
             .deserialize(bytes)
             .map_err(|e| Error::InvalidArgument(format!("column batch does not decode: {e}")))
     }
+}
+
+/// Whether every text of a text column passes [`DataType::check_text`], checked over the
+/// column's bytes at once: one UTF-8 validation and one NUL search for the whole column,
+/// every end on a character boundary, and characters counted only for texts longer in bytes
+/// than the type allows in characters. False says only that some row needs a closer look
+/// (the row-by-row check then names it).
+fn texts_are_valid(bytes: &[u8], ends: &[u32], data_type: DataType) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    if bytes.contains(&0) || !ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
+        return false;
+    }
+    let DataType::Text {
+        max_chars: Some(max),
+    } = data_type
+    else {
+        return true;
+    };
+    let max = max as usize;
+    let mut start = 0usize;
+    ends.iter().all(|&end| {
+        let piece = &text[start..end as usize];
+        start = end as usize;
+        piece.len() <= max || piece.chars().count() <= max
+    })
 }
 
 impl DataType {
@@ -469,5 +501,39 @@ mod tests {
         }
         assert!(offsets.check(&schema).is_err());
         assert!(ColumnBatch::decode(&[1, 2, 3]).is_err());
+    }
+
+    proptest::proptest! {
+        /// The whole-column text check agrees with checking text by text: bytes from
+        /// multi-byte characters, NULs and invalid UTF-8, cut at arbitrary offsets (inside
+        /// characters too), against VARCHAR(3) and TEXT.
+        #[test]
+        fn whole_column_text_check_agrees_with_row_by_row(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b"a".to_vec()),
+                    proptest::strategy::Just("é".as_bytes().to_vec()),
+                    proptest::strategy::Just("€".as_bytes().to_vec()),
+                    proptest::strategy::Just(vec![0u8]),
+                    proptest::strategy::Just(vec![0xFFu8]),
+                ],
+                0..20,
+            ),
+            cuts in proptest::collection::vec(0usize..64, 0..8),
+            limited in proptest::bool::ANY,
+        ) {
+            let bytes: Vec<u8> = parts.concat();
+            let mut ends: Vec<u32> = cuts.iter().map(|&c| c.min(bytes.len()) as u32).collect();
+            ends.push(bytes.len() as u32);
+            ends.sort_unstable();
+            let data_type = DataType::Text { max_chars: limited.then_some(3) };
+            let mut start = 0usize;
+            let row_by_row = ends.iter().all(|&end| {
+                let piece = &bytes[start..end as usize];
+                start = end as usize;
+                std::str::from_utf8(piece).is_ok_and(|t| data_type.check_text(t).is_ok())
+            });
+            proptest::prop_assert_eq!(texts_are_valid(&bytes, &ends, data_type), row_by_row);
+        }
     }
 }
