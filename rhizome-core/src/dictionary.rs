@@ -163,7 +163,7 @@ impl Dictionary {
     }
 
     fn hash_key(&self, key: KeyRef<'_>) -> u64 {
-        self.hasher.hash_one(key)
+        hash_of(&self.hasher, key)
     }
 
     /// The symbol of a value, if the dictionary holds it. The value must be of the column's type.
@@ -174,9 +174,20 @@ impl Dictionary {
         }
     }
 
+    #[inline]
     fn lookup_key(&self, key: KeyRef<'_>) -> Option<Symbol> {
         let hash = self.hash_key(key);
-        self.index.find(hash, |&s| self.key(s) == key).copied()
+        // One comparison per kind, inlined into the probe loop.
+        match (&self.keys, key) {
+            (Keys::Fixed(keys), KeyRef::Fixed(k)) => {
+                self.index.find(hash, |&s| keys[s as usize] == k)
+            }
+            (Keys::Text { bytes, ends }, KeyRef::Text(t)) => {
+                self.index.find(hash, |&s| text_in(bytes, ends, s) == t)
+            }
+            _ => None,
+        }
+        .copied()
     }
 
     /// The symbol of a value, adding it when new. Returns `(symbol, is_new)`.
@@ -220,7 +231,7 @@ impl Dictionary {
             hasher,
             ..
         } = self;
-        index.insert_unique(hash, symbol, |&s| hasher.hash_one(key_in(keys, s)));
+        index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
         self.unsorted.push(symbol);
         Ok((symbol, true))
     }
@@ -232,7 +243,23 @@ impl Dictionary {
             return;
         }
         let mut run = std::mem::take(&mut self.unsorted);
-        run.sort_unstable_by(|&a, &b| self.key(a).cmp(&self.key(b)));
+        match &self.keys {
+            Keys::Fixed(keys) => run.sort_unstable_by_key(|&s| keys[s as usize]),
+            Keys::Text { bytes, ends } => {
+                // Sorted by each text's first 8 bytes as a number, the whole texts compared
+                // only where those are equal.
+                let mut keyed: Vec<(u64, Symbol)> = run
+                    .iter()
+                    .map(|&s| (text_prefix(text_in(bytes, ends, s)), s))
+                    .collect();
+                keyed.sort_unstable_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| text_in(bytes, ends, a.1).cmp(text_in(bytes, ends, b.1)))
+                });
+                run.clear();
+                run.extend(keyed.iter().map(|&(_, s)| s));
+            }
+        }
         self.runs.push(run);
         while self.runs.len() >= 2 {
             let n = self.runs.len();
@@ -247,20 +274,12 @@ impl Dictionary {
     }
 
     fn merge_runs(&self, a: Vec<Symbol>, b: Vec<Symbol>) -> Vec<Symbol> {
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            if self.key(a[i]) <= self.key(b[j]) {
-                out.push(a[i]);
-                i += 1;
-            } else {
-                out.push(b[j]);
-                j += 1;
-            }
+        match &self.keys {
+            Keys::Fixed(keys) => merge_by(a, b, |x, y| keys[x as usize] <= keys[y as usize]),
+            Keys::Text { bytes, ends } => merge_by(a, b, |x, y| {
+                text_cmp(text_in(bytes, ends, x), text_in(bytes, ends, y)).is_le()
+            }),
         }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        out
     }
 
     /// Non-NULL symbols whose value lies within the bounds (values of the column's type).
@@ -425,7 +444,7 @@ impl Dictionary {
                 hasher,
                 ..
             } = &mut dictionary;
-            index.insert_unique(hash, symbol, |&s| hasher.hash_one(key_in(keys, s)));
+            index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
         }
         dictionary.unsorted = (1..symbol_count).collect();
         dictionary.seal();
@@ -436,12 +455,74 @@ impl Dictionary {
 fn key_in(keys: &Keys, symbol: Symbol) -> KeyRef<'_> {
     match keys {
         Keys::Fixed(k) => KeyRef::Fixed(k[symbol as usize]),
-        Keys::Text { bytes, ends } => {
-            let s = symbol as usize;
-            let start = if s == 0 { 0 } else { ends[s - 1] as usize };
-            KeyRef::Text(&bytes[start..ends[s] as usize])
+        Keys::Text { bytes, ends } => KeyRef::Text(text_in(bytes, ends, symbol)),
+    }
+}
+
+/// The text of `symbol` in a text dictionary's bytes and ends.
+#[inline]
+fn text_in<'a>(bytes: &'a [u8], ends: &[u64], symbol: Symbol) -> &'a [u8] {
+    let s = symbol as usize;
+    let start = if s == 0 { 0 } else { ends[s - 1] as usize };
+    &bytes[start..ends[s] as usize]
+}
+
+/// The hash of a key in the index: of the number or of the text's bytes.
+#[inline]
+fn hash_of(hasher: &FixedState, key: KeyRef<'_>) -> u64 {
+    match key {
+        KeyRef::Fixed(k) => hasher.hash_one(k),
+        KeyRef::Text(t) => hasher.hash_one(t),
+    }
+}
+
+/// A text's first 8 bytes (zero-padded) as a big-endian number: ordered like the texts
+/// wherever two prefixes differ.
+#[inline]
+fn text_prefix(text: &[u8]) -> u64 {
+    match text.get(..8) {
+        Some(head) => u64::from_be_bytes(head.try_into().expect("8 bytes")),
+        None => {
+            let mut head = [0u8; 8];
+            head[..text.len()].copy_from_slice(text);
+            u64::from_be_bytes(head)
         }
     }
+}
+
+/// Byte order of two texts, deciding on their 8-byte prefixes where those differ.
+#[inline]
+fn text_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    text_prefix(a).cmp(&text_prefix(b)).then_with(|| a.cmp(b))
+}
+
+/// Merge two runs ascending by `le` (`x` sorts before or with `y`). When every symbol of
+/// `a` sorts before `b`'s first (values that arrive in order), the runs are concatenated.
+fn merge_by(
+    mut a: Vec<Symbol>,
+    b: Vec<Symbol>,
+    le: impl Fn(Symbol, Symbol) -> bool,
+) -> Vec<Symbol> {
+    if let (Some(&last), Some(&first)) = (a.last(), b.first()) {
+        if le(last, first) {
+            a.extend_from_slice(&b);
+            return a;
+        }
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if le(a[i], b[j]) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 fn map_bound<'v>(
@@ -455,4 +536,87 @@ fn map_bound<'v>(
         Bound::Included(v) => Bound::Included(key(v)?),
         Bound::Excluded(v) => Bound::Excluded(key(v)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Texts that share long prefixes, differ past byte 8, are shorter than 8 bytes or
+    /// empty, and contain bytes ≥ 0x80 (ordering is by bytes).
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ab]{0,3}",
+            "(abcdefgh|abcdefgi)[a-c\u{e9}]{0,4}",
+            "[a\u{e9}\u{20ac}\u{1}]{0,12}",
+        ]
+    }
+
+    fn check_against_model(dictionary: &Dictionary, values: &[Value]) {
+        // Every sorted run ascends by value.
+        for run in &dictionary.runs {
+            assert!(run
+                .windows(2)
+                .all(|w| dictionary.key(w[0]) < dictionary.key(w[1])));
+        }
+        let mut distinct: Vec<&Value> = values.iter().collect();
+        distinct.sort_by_key(|v| dictionary.lookup(v).expect("typed").expect("present"));
+        distinct.dedup();
+        assert_eq!(distinct.len() + 1, dictionary.symbol_count());
+        // Ranges between every pair of present values (both bounds inclusive) against a scan.
+        for low in distinct.iter().take(12) {
+            for high in distinct.iter().rev().take(12) {
+                let mut got = dictionary
+                    .range(Bound::Included(low), Bound::Excluded(high))
+                    .expect("typed");
+                got.sort_unstable();
+                let low_key = dictionary.key_of(low).expect("typed").expect("a value");
+                let high_key = dictionary.key_of(high).expect("typed").expect("a value");
+                let mut expected: Vec<Symbol> = (1..dictionary.symbol_count() as Symbol)
+                    .filter(|&s| dictionary.key(s) >= low_key && dictionary.key(s) < high_key)
+                    .collect();
+                expected.sort_unstable();
+                assert_eq!(got, expected);
+            }
+        }
+    }
+
+    proptest! {
+        /// Interned in batches with a seal after each: symbols are stable and dense, every
+        /// value is found again, runs stay sorted, and ranges match a scan of all values.
+        #[test]
+        fn text_dictionary_matches_a_model(batches in prop::collection::vec(prop::collection::vec(text(), 0..40), 1..8)) {
+            let mut dictionary = Dictionary::new(DataType::Text { max_chars: None });
+            let mut values = Vec::new();
+            for batch in batches {
+                for t in batch {
+                    let value = Value::Text(t);
+                    let before = dictionary.lookup(&value).expect("typed");
+                    let (symbol, new) = dictionary.intern(&value).expect("interned");
+                    prop_assert_eq!(new, before.is_none());
+                    prop_assert_eq!(before.unwrap_or(symbol), symbol);
+                    values.push(value);
+                }
+                dictionary.seal();
+            }
+            check_against_model(&dictionary, &values);
+        }
+
+        #[test]
+        fn fixed_dictionary_matches_a_model(batches in prop::collection::vec(prop::collection::vec(-50i64..50, 0..40), 1..8)) {
+            let mut dictionary = Dictionary::new(DataType::BigInt);
+            let mut values = Vec::new();
+            for batch in batches {
+                for n in batch {
+                    let value = Value::Int(n);
+                    let (symbol, _) = dictionary.intern(&value).expect("interned");
+                    prop_assert_eq!(dictionary.lookup(&value).expect("typed"), Some(symbol));
+                    values.push(value);
+                }
+                dictionary.seal();
+            }
+            check_against_model(&dictionary, &values);
+        }
+    }
 }
