@@ -70,7 +70,10 @@ fn node_dirs(data: &Path, id: NodeId) -> Vec<PathBuf> {
 
 fn spawn(id: NodeId, peers: &BTreeMap<NodeId, String>, data: &Path, snapshot_every: u64) -> Child {
     let peer_list: Vec<String> = peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rhizome-node"));
+    // RHIZOME_BENCH_NODE_BIN runs another build of the node (an older commit, side by side).
+    let binary = std::env::var_os("RHIZOME_BENCH_NODE_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_rhizome-node").into());
+    let mut command = Command::new(binary);
     command
         .args(["--id", &id.to_string(), "--listen", &peers[&id]])
         .args(["--peers", &peer_list.join(",")])
