@@ -117,8 +117,8 @@ impl ColumnShard {
     }
 
     /// Append one column of a [checked](crate::batch::ColumnBatch::check) batch as records
-    /// `first..first + rows`. Runs of equal keys (an order's line items, a flag column) reuse
-    /// the last symbol without a dictionary look-up.
+    /// `first..first + rows`. The batch's values are interned together
+    /// ([`Dictionary::intern_many`]), then appended record by record.
     pub fn append_column(
         &mut self,
         first: RecordId,
@@ -130,30 +130,25 @@ impl ColumnShard {
             self.records.len() as RecordId,
             "records are appended densely"
         );
-        let mut last: Option<(Cell<'_>, Symbol)> = None;
-        for row in 0..rows {
-            let cell = column.cell(row);
-            let symbol = match (cell, last) {
-                (Cell::Null, _) => NULL_SYMBOL,
-                (cell, Some((previous, symbol))) if previous == cell => symbol,
-                (Cell::Fixed(key), _) => self.intern(KeyRef::Fixed(key))?,
-                (Cell::Text(bytes), _) => self.intern(KeyRef::Text(bytes))?,
-            };
-            last = Some((cell, symbol));
+        let keys: Vec<Option<KeyRef<'_>>> = (0..rows)
+            .map(|row| match column.cell(row) {
+                Cell::Null => None,
+                Cell::Fixed(key) => Some(KeyRef::Fixed(key)),
+                Cell::Text(bytes) => Some(KeyRef::Text(bytes)),
+            })
+            .collect();
+        let mut symbols = Vec::new();
+        let new = self.dictionary.intern_many(&keys, &mut symbols)?;
+        for _ in 0..new {
+            self.rhizomes.push();
+        }
+        debug_assert_eq!(self.rhizomes.len(), self.dictionary.symbol_count());
+        for (row, &symbol) in symbols.iter().enumerate() {
             self.rhizomes.append(symbol, first + row as RecordId)?;
             self.records.push(symbol);
         }
         self.sync_values();
         Ok(())
-    }
-
-    fn intern(&mut self, key: KeyRef<'_>) -> Result<Symbol> {
-        let (symbol, is_new) = self.dictionary.intern_key(key)?;
-        if is_new {
-            let index = self.rhizomes.push();
-            debug_assert_eq!(index, symbol);
-        }
-        Ok(symbol)
     }
 
     /// Remove deleted records (ascending ids) from their Rhizomes.
