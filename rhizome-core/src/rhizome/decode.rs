@@ -366,6 +366,25 @@ fn uniform_word(
     None
 }
 
+/// The `N` bytes of `bytes` from `at`, or, near the end, the rest copied into `padded` and
+/// followed by nulls (which produce nothing).
+#[inline]
+fn block_at<'a, const N: usize>(
+    bytes: &'a [u8],
+    at: usize,
+    padded: &'a mut [u8; N],
+) -> &'a [u8; N] {
+    match bytes.get(at..at + N) {
+        Some(block) => block.try_into().expect("N bytes"),
+        None => {
+            let rest = &bytes[at..];
+            padded[..rest.len()].copy_from_slice(rest);
+            padded[rest.len()..].fill(0);
+            padded
+        }
+    }
+}
+
 /// Call `f` for every id of the instruction stream `bytes`, ascending.
 #[inline]
 pub(crate) fn for_each_id(bytes: &[u8], mut f: impl FnMut(RecordId)) {
@@ -381,22 +400,13 @@ pub(crate) fn for_each_id(bytes: &[u8], mut f: impl FnMut(RecordId)) {
 fn for_each_id_portable(bytes: &[u8], mut f: impl FnMut(RecordId)) {
     let mut at = 0usize;
     let mut cursor: RecordId = 0;
-    // The last bytes are copied into a block padded with nulls (which produce nothing).
     let mut padded = [0u8; BLOCK_READ_BYTES];
     while at < bytes.len() {
         if let Some(advance) = uniform_word(bytes, at, &mut cursor, &mut f) {
             at += advance;
             continue;
         }
-        let block: &[u8; BLOCK_READ_BYTES] = match bytes.get(at..at + BLOCK_READ_BYTES) {
-            Some(block) => block.try_into().expect("a whole block"),
-            None => {
-                let rest = &bytes[at..];
-                padded[..rest.len()].copy_from_slice(rest);
-                padded[rest.len()..].fill(0);
-                &padded
-            }
-        };
+        let block = block_at(bytes, at, &mut padded);
         match decode_block(block, &mut cursor, &mut f) {
             BlockEnd::Next(advance) => {
                 at += advance;

@@ -36,7 +36,7 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::super::RecordId;
-use super::{decode_one, uniform_word};
+use super::{block_at, decode_one, uniform_word};
 
 /// Bytes of one window.
 const WINDOW: usize = 128;
@@ -87,16 +87,7 @@ fn decode(bytes: &[u8], f: &mut impl FnMut(RecordId)) {
             at += advance;
             continue;
         }
-        // The last bytes are copied into a window padded with nulls (which produce nothing).
-        let window: &[u8; WINDOW] = match bytes.get(at..at + WINDOW) {
-            Some(window) => window.try_into().expect("a whole window"),
-            None => {
-                let rest = &bytes[at..];
-                padded[..rest.len()].copy_from_slice(rest);
-                padded[rest.len()..].fill(0);
-                &padded
-            }
-        };
+        let window = block_at(bytes, at, &mut padded);
         if scalar_only(window[0], window[1]) {
             match decode_one(bytes, at, &mut cursor, f) {
                 Some(next) => at = next,
