@@ -239,7 +239,7 @@ impl Dictionary {
         }
         let in_bucket_order = self.index.len() >= BUCKET_ORDER_MIN;
         if in_bucket_order {
-            let mask = self.bucket_mask();
+            let mask = bucket_mask_of(&self.index);
             for probe in &mut probes {
                 let row = *probe as usize;
                 *probe |= (hashes[row] & mask) << 32;
@@ -339,10 +339,6 @@ impl Dictionary {
             }
         }
         Ok(symbol)
-    }
-
-    fn bucket_mask(&self) -> u64 {
-        bucket_mask_of(&self.index)
     }
 
     /// Sort the symbols added since the last seal into a run and merge runs of similar

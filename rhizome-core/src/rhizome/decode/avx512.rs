@@ -103,47 +103,82 @@ fn decode(bytes: &[u8], f: &mut impl FnMut(RecordId)) {
     }
 }
 
-/// Constant vectors of the window decoder.
+/// The window decoder's constants, computed at compile time: bytes 0–63 and 64–127; for
+/// group g of 16 starts, byte 4j + k holds 16g + j (the lane of the group's start j); byte
+/// 4j + k holds 3 - k (so a 32-bit lane holds its 4 bytes big-endian).
+static OFFSETS: [[u8; 64]; 2] = [byte_table(0, 1, 0, 0), byte_table(64, 1, 0, 0)];
+static SPREAD: [[u8; 64]; 4] = [
+    byte_table(0, 0, 1, 0),
+    byte_table(16, 0, 1, 0),
+    byte_table(32, 0, 1, 0),
+    byte_table(48, 0, 1, 0),
+];
+static BIG_ENDIAN: [u8; 64] = byte_table(0, 0, 0, 1);
+/// By leading 1s (0–3): the left and right shifts that leave an instruction's value. A run
+/// or null (0 leading 1s): the byte; 1-, 2-, 3-byte adds: the 6, 13, 20 bits after the 1s
+/// and the 0.
+static LEFT: [u32; 16] = [0, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+static RIGHT: [u32; 16] = [24, 26, 19, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+/// Bit m of each lane's index: the lanes that take N(2^m).
+const LANE_BITS: [u64; 6] = lane_bits();
+
+/// Byte i: `base + step * i + per_lane * (i / 4) + reversed * (3 - i % 4)`.
+const fn byte_table(base: usize, step: usize, per_lane: usize, reversed: usize) -> [u8; 64] {
+    let mut table = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        table[i] = (base + step * i + per_lane * (i / 4) + reversed * (3 - i % 4)) as u8;
+        i += 1;
+    }
+    table
+}
+
+const fn lane_bits() -> [u64; 6] {
+    let mut bits = [0u64; 6];
+    let mut k = 0;
+    while k < LANES {
+        let mut m = 0;
+        while m < 6 {
+            if k >> m & 1 == 1 {
+                bits[m] |= 1 << k;
+            }
+            m += 1;
+        }
+        k += 1;
+    }
+    bits
+}
+
+/// The constants as vectors, loaded once per decode.
 struct Tables {
-    /// Bytes 0, 1, …, 63 and 64, …, 127.
     offsets: [__m512i; 2],
-    /// For group g of 16 starts: byte 4j + k holds 16g + j (the lane of the group's start j).
     spread: [__m512i; 4],
-    /// Byte 4j + k: 3 - k (so a 32-bit lane holds its 4 bytes big-endian).
     big_endian: __m512i,
-    /// By leading 1s (0–3): the left and right shifts that leave an instruction's value.
     left: __m512i,
     right: __m512i,
-    /// Bit m of each byte's lane index: the lanes that take N(2^m).
     lane_bits: [u64; 6],
 }
 
 impl Tables {
     #[target_feature(enable = "avx512f,avx512bw")]
     fn new() -> Tables {
-        let bytes = |f: &dyn Fn(usize) -> u8| -> __m512i {
-            let table: [u8; 64] = std::array::from_fn(f);
-            // SAFETY: reads the 64 bytes of `table`.
-            unsafe { _mm512_loadu_si512(table.as_ptr().cast()) }
-        };
-        let lanes = |values: [u32; 4]| -> __m512i {
-            let table: [u32; 16] = std::array::from_fn(|i| values.get(i).copied().unwrap_or(0));
-            // SAFETY: reads the 64 bytes of `table`.
-            unsafe { _mm512_loadu_si512(table.as_ptr().cast()) }
-        };
+        // SAFETY: each load reads the 64 bytes of one 64-byte static.
+        let load = |table: &'static [u8; 64]| unsafe { _mm512_loadu_si512(table.as_ptr().cast()) };
+        // SAFETY: as above (16 u32 are 64 bytes).
+        let load_lanes =
+            |table: &'static [u32; 16]| unsafe { _mm512_loadu_si512(table.as_ptr().cast()) };
         Tables {
-            offsets: [bytes(&|i| i as u8), bytes(&|i| (64 + i) as u8)],
-            spread: std::array::from_fn(|g| bytes(&|i| (16 * g + i / 4) as u8)),
-            big_endian: bytes(&|i| 3 - (i % 4) as u8),
-            // A run or null (0 leading 1s): the byte; 1-, 2-, 3-byte adds: the 6, 13, 20
-            // bits after the 1s and the 0.
-            left: lanes([0, 2, 3, 4]),
-            right: lanes([24, 26, 19, 12]),
-            lane_bits: std::array::from_fn(|m| {
-                (0..LANES as u64)
-                    .filter(|k| k >> m & 1 == 1)
-                    .fold(0, |acc, k| acc | 1 << k)
-            }),
+            offsets: [load(&OFFSETS[0]), load(&OFFSETS[1])],
+            spread: [
+                load(&SPREAD[0]),
+                load(&SPREAD[1]),
+                load(&SPREAD[2]),
+                load(&SPREAD[3]),
+            ],
+            big_endian: load(&BIG_ENDIAN),
+            left: load_lanes(&LEFT),
+            right: load_lanes(&RIGHT),
+            lane_bits: LANE_BITS,
         }
     }
 }
