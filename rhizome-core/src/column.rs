@@ -187,11 +187,6 @@ impl ColumnShard {
         Ok(())
     }
 
-    /// Finish a batch: sort new dictionary values into the ordered index.
-    pub fn seal(&mut self) {
-        self.dictionary.seal();
-    }
-
     pub fn compact(&mut self) {
         self.rhizomes.compact();
     }

@@ -6,14 +6,16 @@
 //!
 //! Values are stored as their order-preserving key ([`DataType::key`]) for fixed-width types,
 //! or as UTF-8 bytes in one arena for text — no allocation per value. Equality lookup is a
-//! hash table of symbols; ordered access (ranges, MIN/MAX) uses *sorted runs*: every
-//! [`Dictionary::seal`] sorts the symbols added since the last one into a run, and runs of
-//! similar length are merged, so the total sorting work stays O(n log n) however the values
-//! arrive, and a range lookup is a binary search per run (O(log² n)).
+//! hash table of symbols; ranges use *sorted runs*: the first range query after new values
+//! arrived (or [`Dictionary::seal`]) sorts the symbols added since the last sort into a run,
+//! and runs of similar length are merged, so the total sorting work stays O(n log n) however
+//! the values arrive, and a range lookup is a binary search per run (O(log² n)). Appends
+//! alone never sort.
 
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Bound;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use crate::bytes::{ByteReader, ByteWriter};
 use crate::value::{DataType, LikePattern, Value};
@@ -49,11 +51,70 @@ pub struct Dictionary {
     keys: Keys,
     /// Symbols by hash of their key (NULL is not in it).
     index: HashTable<Symbol>,
-    /// Sorted runs of non-NULL symbols; each run ascending by value.
-    runs: Vec<Vec<Symbol>>,
-    /// Symbols added since the last seal, in no order.
-    unsorted: Vec<Symbol>,
+    /// The non-NULL symbols in value order, sorted when a range query needs them.
+    ordered: OrderedIndex,
     hasher: FixedState,
+}
+
+/// The ordered index: sorted runs of the symbols `1..sorted_to`, each run ascending by value.
+/// Symbols from `sorted_to` on were added since and are in no order yet.
+///
+/// Appending only adds symbols; they are sorted in by the first range query after them
+/// ([`Dictionary::range`], under the lock) or by [`Dictionary::seal`]. A bulk load, and a
+/// replica that only applies writes, never sort; a query after many appends sorts them at
+/// once, which costs less than sorting and merging after every batch.
+#[derive(Debug, Default)]
+struct OrderedIndex(RwLock<Ordered>);
+
+#[derive(Debug, Clone)]
+struct Ordered {
+    runs: Vec<Vec<Symbol>>,
+    sorted_to: Symbol,
+}
+
+impl Default for Ordered {
+    fn default() -> Self {
+        Ordered {
+            runs: Vec::new(),
+            sorted_to: 1,
+        }
+    }
+}
+
+impl Clone for OrderedIndex {
+    fn clone(&self) -> Self {
+        OrderedIndex(RwLock::new(self.read().clone()))
+    }
+}
+
+impl OrderedIndex {
+    fn read(&self) -> RwLockReadGuard<'_, Ordered> {
+        // The lock guards no invariant a panic could break half-way: a sort either pushed
+        // its run or did not.
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_mut(&mut self) -> &mut Ordered {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The index with every symbol below `count` sorted in.
+    fn sorted(&self, keys: &Keys, count: Symbol) -> RwLockReadGuard<'_, Ordered> {
+        {
+            let ordered = self.read();
+            if ordered.sorted_to >= count {
+                return ordered;
+            }
+        }
+        // Sorting needs the write lock; appends cannot run meanwhile (they hold the
+        // dictionary mutably), so nothing is added between the sort and the read.
+        sort_in(
+            keys,
+            &mut self.0.write().unwrap_or_else(PoisonError::into_inner),
+            count,
+        );
+        self.read()
+    }
 }
 
 /// A fixed-seed hasher: dictionaries behave the same on every replica and every run.
@@ -90,8 +151,7 @@ impl Dictionary {
             data_type,
             keys,
             index: HashTable::new(),
-            runs: Vec::new(),
-            unsorted: Vec::new(),
+            ordered: OrderedIndex::default(),
             hasher: FixedState::default(),
         }
     }
@@ -203,7 +263,6 @@ impl Dictionary {
             ..
         } = self;
         index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
-        self.unsorted.push(symbol);
         Ok((symbol, true))
     }
 
@@ -276,12 +335,10 @@ impl Dictionary {
                 _ => {}
             }
         }
-        let count = self.symbol_count();
         let Dictionary {
             index,
             keys: stored,
             hasher,
-            unsorted,
             ..
         } = self;
         index.reserve(added.len(), |&s| hash_of(hasher, key_in(stored, s)));
@@ -298,7 +355,6 @@ impl Dictionary {
             let symbol = symbols[row];
             index.insert_unique(hashes[row], symbol, |&s| hash_of(hasher, key_in(stored, s)));
         }
-        unsorted.extend((count - added.len()..count).map(|s| s as Symbol));
         Ok(added.len())
     }
 
@@ -341,54 +397,15 @@ impl Dictionary {
         Ok(symbol)
     }
 
-    /// Sort the symbols added since the last seal into a run and merge runs of similar
-    /// length. Called after each applied batch; cheap when nothing was added.
+    /// Sort the symbols added since the last sort into the ordered index now, rather than
+    /// at the next range query.
     pub fn seal(&mut self) {
-        if self.unsorted.is_empty() {
-            return;
-        }
-        let mut run = std::mem::take(&mut self.unsorted);
-        match &self.keys {
-            Keys::Fixed(keys) => run.sort_unstable_by_key(|&s| keys[s as usize]),
-            Keys::Text { bytes, ends } => {
-                // Sorted by each text's first 8 bytes as a number, the whole texts compared
-                // only where those are equal.
-                let mut keyed: Vec<(u64, Symbol)> = run
-                    .iter()
-                    .map(|&s| (text_prefix(text_in(bytes, ends, s)), s))
-                    .collect();
-                keyed.sort_unstable_by(|a, b| {
-                    a.0.cmp(&b.0)
-                        .then_with(|| text_in(bytes, ends, a.1).cmp(text_in(bytes, ends, b.1)))
-                });
-                run.clear();
-                run.extend(keyed.iter().map(|&(_, s)| s));
-            }
-        }
-        self.runs.push(run);
-        while self.runs.len() >= 2 {
-            let n = self.runs.len();
-            if self.runs[n - 2].len() > 2 * self.runs[n - 1].len() {
-                break;
-            }
-            let b = self.runs.pop().expect("two runs");
-            let a = self.runs.pop().expect("two runs");
-            let merged = self.merge_runs(a, b);
-            self.runs.push(merged);
-        }
-    }
-
-    fn merge_runs(&self, a: Vec<Symbol>, b: Vec<Symbol>) -> Vec<Symbol> {
-        match &self.keys {
-            Keys::Fixed(keys) => merge_by(a, b, |x, y| keys[x as usize] <= keys[y as usize]),
-            Keys::Text { bytes, ends } => merge_by(a, b, |x, y| {
-                text_cmp(text_in(bytes, ends, x), text_in(bytes, ends, y)).is_le()
-            }),
-        }
+        let count = self.symbol_count() as Symbol;
+        sort_in(&self.keys, self.ordered.get_mut(), count);
     }
 
     /// Non-NULL symbols whose value lies within the bounds (values of the column's type).
-    /// Unsealed symbols are checked one by one, so the answer is always complete.
+    /// Symbols added since the last query are sorted into the ordered index first.
     pub fn range(&self, low: Bound<&Value>, high: Bound<&Value>) -> Result<Vec<Symbol>> {
         let low = map_bound(low, |v| self.key_of(v))?;
         let high = map_bound(high, |v| self.key_of(v))?;
@@ -402,16 +419,15 @@ impl Dictionary {
             Bound::Included(h) => k <= h,
             Bound::Excluded(h) => k < h,
         };
+        let ordered = self
+            .ordered
+            .sorted(&self.keys, self.symbol_count() as Symbol);
         let mut out = Vec::new();
-        for run in &self.runs {
+        for run in &ordered.runs {
             let start = run.partition_point(|&s| !above_low(self.key(s)));
             let end = start + run[start..].partition_point(|&s| below_high(self.key(s)));
             out.extend_from_slice(&run[start..end]);
         }
-        out.extend(self.unsorted.iter().copied().filter(|&s| {
-            let k = self.key(s);
-            above_low(k) && below_high(k)
-        }));
         Ok(out)
     }
 
@@ -454,8 +470,14 @@ impl Dictionary {
             Keys::Fixed(keys) => keys.capacity() * 8,
             Keys::Text { bytes, ends } => bytes.capacity() + ends.capacity() * 8,
         };
-        let sorted: usize = self.runs.iter().map(|r| r.capacity() * 4).sum();
-        (keys + self.index.capacity() * 5 + sorted + self.unsorted.capacity() * 4) as u64
+        let sorted: usize = self
+            .ordered
+            .read()
+            .runs
+            .iter()
+            .map(|r| r.capacity() * 4)
+            .sum();
+        (keys + self.index.capacity() * 5 + sorted) as u64
     }
 
     /// Serialise into a segment block. The hash index and the runs are rebuilt on load.
@@ -551,9 +573,50 @@ impl Dictionary {
             } = &mut dictionary;
             index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
         }
-        dictionary.unsorted = (1..symbol_count).collect();
-        dictionary.seal();
         Ok(dictionary)
+    }
+}
+
+/// Sort the symbols `ordered.sorted_to..count` into a run and merge runs of similar length.
+fn sort_in(keys: &Keys, ordered: &mut Ordered, count: Symbol) {
+    if ordered.sorted_to >= count {
+        return;
+    }
+    let mut run: Vec<Symbol> = (ordered.sorted_to..count).collect();
+    match keys {
+        Keys::Fixed(keys) => run.sort_unstable_by_key(|&s| keys[s as usize]),
+        Keys::Text { bytes, ends } => {
+            // Sorted by each text's first 8 bytes as a number, the whole texts compared
+            // only where those are equal.
+            let mut keyed: Vec<(u64, Symbol)> = run
+                .iter()
+                .map(|&s| (text_prefix(text_in(bytes, ends, s)), s))
+                .collect();
+            keyed.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| text_in(bytes, ends, a.1).cmp(text_in(bytes, ends, b.1)))
+            });
+            run.clear();
+            run.extend(keyed.iter().map(|&(_, s)| s));
+        }
+    }
+    ordered.sorted_to = count;
+    let runs = &mut ordered.runs;
+    runs.push(run);
+    while runs.len() >= 2 {
+        let n = runs.len();
+        if runs[n - 2].len() > 2 * runs[n - 1].len() {
+            break;
+        }
+        let b = runs.pop().expect("two runs");
+        let a = runs.pop().expect("two runs");
+        let merged = match keys {
+            Keys::Fixed(keys) => merge_by(a, b, |x, y| keys[x as usize] <= keys[y as usize]),
+            Keys::Text { bytes, ends } => merge_by(a, b, |x, y| {
+                text_cmp(text_in(bytes, ends, x), text_in(bytes, ends, y)).is_le()
+            }),
+        };
+        runs.push(merged);
     }
 }
 
@@ -671,7 +734,7 @@ mod tests {
 
     fn check_against_model(dictionary: &Dictionary, values: &[Value]) {
         // Every sorted run ascends by value.
-        for run in &dictionary.runs {
+        for run in &dictionary.ordered.read().runs {
             assert!(run
                 .windows(2)
                 .all(|w| dictionary.key(w[0]) < dictionary.key(w[1])));
@@ -700,6 +763,16 @@ mod tests {
 
     /// Intern `batches` with [`Dictionary::intern_many`] into one dictionary and key by key
     /// into another; the symbols, the stored keys and the sorted runs must be the same.
+    /// Between batches: nothing (0), a seal (1), or range queries checked against a scan (2).
+    fn after_batch(dictionary: &mut Dictionary, values: &[Value], after: u8) {
+        match after {
+            0 => {}
+            1 => dictionary.seal(),
+            _ if values.is_empty() => {}
+            _ => check_against_model(dictionary, values),
+        }
+    }
+
     fn intern_many_matches_one_by_one(data_type: DataType, batches: &[Vec<Option<Value>>]) {
         let mut many = Dictionary::new(data_type);
         let mut one = Dictionary::new(data_type);
@@ -731,7 +804,7 @@ mod tests {
             assert_eq!(many.key(s), one.key(s));
             assert_eq!(many.lookup_key(many.key(s)), Some(s));
         }
-        assert_eq!(many.runs, one.runs);
+        assert_eq!(many.ordered.read().runs, one.ordered.read().runs);
     }
 
     #[test]
@@ -783,13 +856,14 @@ mod tests {
             intern_many_matches_one_by_one(DataType::BigInt, &batches);
         }
 
-        /// Interned in batches with a seal after each: symbols are stable and dense, every
-        /// value is found again, runs stay sorted, and ranges match a scan of all values.
+        /// Interned in batches, each followed by nothing, a seal, or range queries (which
+        /// sort what is new): symbols are stable and dense, every value is found again, runs
+        /// stay sorted, and ranges match a scan of all values.
         #[test]
-        fn text_dictionary_matches_a_model(batches in prop::collection::vec(prop::collection::vec(text(), 0..40), 1..8)) {
+        fn text_dictionary_matches_a_model(batches in prop::collection::vec((prop::collection::vec(text(), 0..40), 0u8..3), 1..8)) {
             let mut dictionary = Dictionary::new(DataType::Text { max_chars: None });
             let mut values = Vec::new();
-            for batch in batches {
+            for (batch, after) in batches {
                 for t in batch {
                     let value = Value::Text(t);
                     let before = dictionary.lookup(&value).expect("typed");
@@ -798,23 +872,23 @@ mod tests {
                     prop_assert_eq!(before.unwrap_or(symbol), symbol);
                     values.push(value);
                 }
-                dictionary.seal();
+                after_batch(&mut dictionary, &values, after);
             }
             check_against_model(&dictionary, &values);
         }
 
         #[test]
-        fn fixed_dictionary_matches_a_model(batches in prop::collection::vec(prop::collection::vec(-50i64..50, 0..40), 1..8)) {
+        fn fixed_dictionary_matches_a_model(batches in prop::collection::vec((prop::collection::vec(-50i64..50, 0..40), 0u8..3), 1..8)) {
             let mut dictionary = Dictionary::new(DataType::BigInt);
             let mut values = Vec::new();
-            for batch in batches {
+            for (batch, after) in batches {
                 for n in batch {
                     let value = Value::Int(n);
                     let (symbol, _) = dictionary.intern(&value).expect("interned");
                     prop_assert_eq!(dictionary.lookup(&value).expect("typed"), Some(symbol));
                     values.push(value);
                 }
-                dictionary.seal();
+                after_batch(&mut dictionary, &values, after);
             }
             check_against_model(&dictionary, &values);
         }

@@ -221,7 +221,6 @@ impl ShardStore {
         let first = self.record_count();
         for (column, data) in self.columns.iter_mut().zip(batch.columns()) {
             column.append_column(first, data, batch.len())?;
-            column.seal();
         }
         Ok(first..first + batch.len() as RecordId)
     }
