@@ -48,6 +48,9 @@ pub struct RaftSettings {
     pub election_timeout_max_ms: u64,
     /// A snapshot is built after this many applied entries since the last.
     pub snapshot_logs_since_last: u64,
+    /// A snapshot is also built once the rows applied since the last one hold this many
+    /// bytes, or twice the last snapshot's, whichever is more (`u64::MAX`: never by size).
+    pub snapshot_log_bytes_min: u64,
     /// Entries kept in the log behind a snapshot (for followers slightly behind).
     pub logs_kept_behind_snapshot: u64,
     /// Bytes of a snapshot chunk on the wire.
@@ -73,6 +76,7 @@ impl Default for RaftSettings {
             election_timeout_min_ms: 2_000,
             election_timeout_max_ms: 4_000,
             snapshot_logs_since_last: 2_000,
+            snapshot_log_bytes_min: 64 << 20,
             logs_kept_behind_snapshot: 200,
             snapshot_chunk_bytes: 4 << 20,
             snapshot_chunk_timeout_ms: 60_000,
@@ -315,6 +319,7 @@ impl Node {
         // keep the heartbeats of the groups already open going.
         let (log, sm) = {
             let (dirs, schema) = (dirs.clone(), spec.schema.clone());
+            let snapshot_log_bytes_min = self.config.raft.snapshot_log_bytes_min;
             crate::blocking::run(move || {
                 let storage = |e: openraft::StorageError<NodeId>| Error::Io {
                     path: dirs.first().display().to_string(),
@@ -322,7 +327,8 @@ impl Node {
                 };
                 Ok::<_, Error>((
                     LogStore::open(dirs.first()).map_err(storage)?,
-                    ShardStateMachine::open(dirs.clone(), schema).map_err(storage)?,
+                    ShardStateMachine::open(dirs.clone(), schema, snapshot_log_bytes_min)
+                        .map_err(storage)?,
                 ))
             })
             .await
@@ -343,6 +349,10 @@ impl Node {
         let raft = Raft::new(self.id(), Arc::new(config), network, log.clone(), sm)
             .await
             .map_err(|e| from_fatal(&group_name, e))?;
+        tokio::spawn(build_snapshots_when_wanted(
+            state.snapshot_wanted(),
+            raft.clone(),
+        ));
         let group = Arc::new(Group {
             key: spec.key.clone(),
             raft,
@@ -639,9 +649,23 @@ async fn close_group(group: &Group) {
     if let Err(e) = group.raft.shutdown().await {
         tracing::warn!(group = %group.key, error = %e, "raft shutdown");
     }
+    // Ends the group's snapshot task: its trigger now finds the core stopped.
+    group.state.snapshot_wanted().notify_one();
     let state = group.state.clone();
     if let Err(e) = crate::blocking::run(move || state.close()).await {
         tracing::warn!(group = %group.key, error = %e, "closing the replica's files");
+    }
+}
+
+/// Ask openraft for a snapshot whenever a shard's state machine wants one by the size of its
+/// log (see `state_machine`); ends once the group's Raft core has stopped.
+async fn build_snapshots_when_wanted(wanted: Arc<tokio::sync::Notify>, raft: Raft) {
+    loop {
+        wanted.notified().await;
+        if let Err(e) = raft.trigger().snapshot().await {
+            tracing::debug!(error = %e, "snapshot trigger: the group has stopped");
+            return;
+        }
     }
 }
 

@@ -20,6 +20,17 @@
 //! [`archive`]); openraft sends it in chunks; the receiver writes the files into its own
 //! `snap-<n>`, spreading column files over its own spindles, and opens them.
 //!
+//! ## When snapshots are taken
+//!
+//! openraft builds one after a count of entries (`RaftSettings::snapshot_logs_since_last`).
+//! Entries differ a thousandfold in size (one row or a bulk batch), so the state machine also
+//! asks for one by size: once the rows applied since the last snapshot reach the larger of
+//! a floor (`RaftSettings::snapshot_log_bytes_min`) and twice the last snapshot's files. The
+//! log a restart replays then stays within a small multiple of the shard's size, and, since
+//! each snapshot's threshold grows with the shard, a long load writes its snapshots in about
+//! 2.5 times the final size in all (a fixed interval would rewrite the whole shard every
+//! interval: quadratic in the shard's size).
+//!
 //! ## Batch ids
 //!
 //! A retried batch must change nothing. The state machine remembers, per client, the outcome
@@ -305,6 +316,29 @@ pub struct ShardState {
     batches: AppliedBatches,
     /// The last complete snapshot: its meta and directory name.
     snapshot: Option<(SnapshotMeta, String)>,
+    growth: LogGrowth,
+}
+
+/// How much the log grew since the last snapshot (see the module's notes on snapshots).
+#[derive(Debug, Default, Clone, Copy)]
+struct LogGrowth {
+    /// Payload bytes applied since this replica opened.
+    applied_bytes: u64,
+    /// `applied_bytes` when the last snapshot's image was taken (or the replica opened).
+    at_snapshot: u64,
+    /// Bytes of the last snapshot's files (0 until this process built or installed one).
+    snapshot_bytes: u64,
+    /// A snapshot was asked for and is not built yet.
+    requested: bool,
+}
+
+impl LogGrowth {
+    /// Whether a snapshot is due, with `floor` the least growth that asks for one.
+    fn due(&self, floor: u64) -> bool {
+        !self.requested
+            && self.applied_bytes - self.at_snapshot
+                >= floor.max(self.snapshot_bytes.saturating_mul(2))
+    }
 }
 
 /// Shared between the Raft core (which applies) and the services (which read).
@@ -315,6 +349,11 @@ pub struct ShardShared {
     /// Held while the snapshot directories change or are read (building, installing, and
     /// reading a snapshot for a replica); taken before `state` where both are.
     files: Mutex<bool>,
+    /// Payload bytes applied since the last snapshot that ask for the next one (at least).
+    snapshot_log_bytes_min: u64,
+    /// Woken when the log outgrew the size policy; the group's task then asks openraft for a
+    /// snapshot ([`ShardShared::snapshot_wanted`]).
+    snapshot_wanted: Arc<tokio::sync::Notify>,
 }
 
 impl ShardShared {
@@ -359,6 +398,12 @@ impl ShardShared {
     pub fn close(&self) {
         *self.files() = true;
     }
+
+    /// Notified when the size policy wants a snapshot: whoever holds the group's Raft handle
+    /// waits on it and calls `raft.trigger().snapshot()`.
+    pub fn snapshot_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.snapshot_wanted.clone()
+    }
 }
 
 /// openraft's handle on a shard's state machine.
@@ -396,8 +441,14 @@ fn snapshot_error(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 }
 
 impl ShardStateMachine {
-    /// Open the group's last snapshot, or start an empty store with `schema`.
-    pub fn open(dirs: GroupDirs, schema: Schema) -> Result<ShardStateMachine, StorageError> {
+    /// Open the group's last snapshot, or start an empty store with `schema`. A snapshot is
+    /// asked for once at least `snapshot_log_bytes_min` bytes of rows were applied since the
+    /// last one (`u64::MAX`: only openraft's count of entries takes snapshots).
+    pub fn open(
+        dirs: GroupDirs,
+        schema: Schema,
+        snapshot_log_bytes_min: u64,
+    ) -> Result<ShardStateMachine, StorageError> {
         let read_err = |e: std::io::Error| sm_error(ErrorVerb::Read, e);
         for dir in &dirs.dirs {
             rhizome_core::durable::create_dir_all(dir).map_err(read_err)?;
@@ -418,6 +469,7 @@ impl ShardStateMachine {
                     membership: saved.meta.last_membership.clone(),
                     batches: saved.batches,
                     snapshot: Some((saved.meta, name)),
+                    growth: LogGrowth::default(),
                 }
             }
             None => {
@@ -429,6 +481,7 @@ impl ShardStateMachine {
                     membership: StoredMembership::default(),
                     batches: AppliedBatches::default(),
                     snapshot: None,
+                    growth: LogGrowth::default(),
                 }
             }
         };
@@ -437,6 +490,8 @@ impl ShardStateMachine {
                 dirs,
                 state: RwLock::new(state),
                 files: Mutex::new(false),
+                snapshot_log_bytes_min,
+                snapshot_wanted: Arc::default(),
             }),
         })
     }
@@ -578,7 +633,7 @@ impl ShardStateMachine {
         // last_applied; the files are written after it is released. Holding it across the
         // writes and fsyncs would stall the group's applies for the disk's time — and the
         // queries too, since a waiting writer holds back new readers.
-        let (image, saved) = {
+        let (image, saved, applied_bytes) = {
             let state = self.shared.read();
             let image = state
                 .store
@@ -598,7 +653,7 @@ impl ShardStateMachine {
                 meta,
                 batches: state.batches.clone(),
             };
-            (image, saved)
+            (image, saved, state.growth.applied_bytes)
         };
         let encoded_ms = started.elapsed().as_millis() as u64;
         let (meta, last) = (saved.meta.clone(), saved.meta.last_log_id);
@@ -612,7 +667,16 @@ impl ShardStateMachine {
         )
         .map_err(write_err)?;
         dirs.commit_current(&name).map_err(write_err)?;
-        self.shared.write().snapshot = Some((meta.clone(), name.clone()));
+        {
+            let mut state = self.shared.write();
+            state.snapshot = Some((meta.clone(), name.clone()));
+            state.growth = LogGrowth {
+                at_snapshot: applied_bytes,
+                snapshot_bytes: bytes,
+                requested: false,
+                ..state.growth
+            };
+        }
         tracing::info!(dir = %dirs.first().display(), snapshot = %name, applied = ?last, bytes, encoded_ms, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot built");
         // openraft keeps only the meta of a snapshot it asked for; the files are read into an
         // archive when a replica needs them (`get_current_snapshot`), not here, so a snapshot
@@ -674,6 +738,12 @@ impl ShardStateMachine {
         state.membership = meta.last_membership.clone();
         state.batches = saved.batches;
         state.snapshot = Some((meta.clone(), name));
+        state.growth = LogGrowth {
+            at_snapshot: state.growth.applied_bytes,
+            snapshot_bytes: data.len() as u64,
+            requested: false,
+            ..state.growth
+        };
         Ok(())
     }
 }
@@ -708,10 +778,15 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
                         CommandResponse::None
                     }
                     EntryPayload::Normal(command) => {
+                        state.growth.applied_bytes += command.payload_bytes();
                         apply_command(&mut state, command, entry.log_id.index)?
                     }
                 };
                 responses.push(response);
+            }
+            if state.growth.due(shared.snapshot_log_bytes_min) {
+                state.growth.requested = true;
+                shared.snapshot_wanted.notify_one();
             }
             Ok(responses)
         })
@@ -823,6 +898,94 @@ mod tests {
         assert!(archive::decode(&evil).is_err());
     }
 
+    #[tokio::test]
+    async fn the_size_policy_asks_for_a_snapshot_when_the_log_outgrows_it() {
+        // Proves: the state machine asks for a snapshot once the rows applied since the last
+        // one reach the floor, not before and only once; after a snapshot it waits for twice
+        // that snapshot's bytes when that is more than the floor.
+        let root = tempfile::tempdir().expect("temp dir");
+        let dirs = GroupDirs::new(&[root.path().join("a")], "t.0");
+        let schema = Schema::new(vec![rhizome_core::shard::ColumnDef {
+            name: "x".into(),
+            data_type: rhizome_core::value::DataType::Int,
+            nullable: true,
+        }])
+        .expect("schema");
+        let floor = 4_000;
+        let mut sm = ShardStateMachine::open(dirs, schema.clone(), floor).expect("opens");
+        let mut index = 0;
+        let mut sequence = 0;
+        let mut applied = 0;
+        // Apply a batch of `rows` rows; returns the payload bytes it added.
+        let mut apply = async |sm: &mut ShardStateMachine, rows: i64| -> u64 {
+            let rows: Vec<Vec<Value>> = (0..rows).map(|i| vec![Value::Int(i * 1_000)]).collect();
+            let columns = bytes::Bytes::from(
+                ColumnBatch::from_rows(&schema, &rows)
+                    .expect("rows fit")
+                    .encode(),
+            );
+            let command = Command::InsertColumns {
+                batch: BatchId {
+                    client: 1,
+                    sequence,
+                },
+                columns,
+            };
+            let bytes = command.payload_bytes();
+            sequence += 1;
+            index += 1;
+            let entry = Entry {
+                log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(command),
+            };
+            sm.apply(vec![entry]).await.expect("applies");
+            bytes
+        };
+        let requested = |sm: &ShardStateMachine| sm.shared.read().growth.requested;
+        while applied + 1_000 < floor {
+            applied += apply(&mut sm, 100).await;
+            assert!(
+                !requested(&sm),
+                "asked after {applied} bytes, below {floor}"
+            );
+        }
+        while applied < floor {
+            applied += apply(&mut sm, 100).await;
+        }
+        assert!(requested(&sm), "not asked after {applied} bytes");
+        // One ask: the group's task is woken once (the permit is stored for it).
+        let wanted = sm.shared().snapshot_wanted();
+        tokio::time::timeout(std::time::Duration::from_secs(5), wanted.notified())
+            .await
+            .expect("the ask wakes the group's task");
+        apply(&mut sm, 100).await;
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), wanted.notified())
+                .await
+                .is_err(),
+            "asked again before the snapshot was built"
+        );
+
+        // Make the store's snapshot bigger than the floor, then snapshot.
+        while sm.shared.read().store.record_count() < 20_000 {
+            apply(&mut sm, 1_000).await;
+        }
+        sm.build_snapshot_blocking().expect("builds");
+        let growth = sm.shared.read().growth;
+        assert!(!growth.requested);
+        let next = floor.max(2 * growth.snapshot_bytes);
+        assert!(next > floor, "snapshot of {} bytes", growth.snapshot_bytes);
+        let mut since = 0;
+        while since + 8_000 < next {
+            since += apply(&mut sm, 1_000).await;
+            assert!(!requested(&sm), "asked after {since} bytes, below {next}");
+        }
+        while since < next {
+            since += apply(&mut sm, 1_000).await;
+        }
+        assert!(requested(&sm), "not asked after {since} bytes");
+    }
+
     /// The snapshot directories of a replica and what `CURRENT` names.
     fn snapshot_files(dirs: &GroupDirs) -> (Vec<String>, Option<String>) {
         let mut names: Vec<String> = std::fs::read_dir(dirs.first())
@@ -848,7 +1011,7 @@ mod tests {
             nullable: true,
         }])
         .expect("schema");
-        let sm = ShardStateMachine::open(dirs.clone(), schema.clone()).expect("opens");
+        let sm = ShardStateMachine::open(dirs.clone(), schema.clone(), u64::MAX).expect("opens");
         let built = sm.build_snapshot_blocking().expect("builds");
         let before = snapshot_files(&dirs);
         let current = before.1.clone().expect("the build made a snapshot current");
@@ -860,6 +1023,6 @@ mod tests {
         assert!(sm.build_snapshot_blocking().is_err());
         assert!(sm.install_blocking(&built.meta, &archive).is_err());
         assert_eq!(snapshot_files(&dirs), before);
-        ShardStateMachine::open(dirs, schema).expect("reopens from the same snapshot");
+        ShardStateMachine::open(dirs, schema, u64::MAX).expect("reopens from the same snapshot");
     }
 }

@@ -118,6 +118,19 @@ pub enum Command {
     InsertColumns { batch: BatchId, columns: Bytes },
 }
 
+impl Command {
+    /// Bytes of the rows a write carries (0 for other commands): what the log grows by,
+    /// near enough, for the size-based snapshot policy.
+    pub fn payload_bytes(&self) -> u64 {
+        match self {
+            Command::Insert { rows: bytes, .. } | Command::InsertColumns { columns: bytes, .. } => {
+                bytes.len() as u64
+            }
+            Command::Delete { .. } | Command::Meta(_) => 0,
+        }
+    }
+}
+
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -27,7 +27,7 @@ impl StoreBuilder<TypeConfig, LogStore, ShardStateMachine, tempfile::TempDir> fo
         let spindles = vec![dir.path().join("d0"), dir.path().join("d1")];
         let dirs = GroupDirs::new(&spindles, "t.0");
         let log = LogStore::open(dirs.first())?;
-        let sm = ShardStateMachine::open(dirs, schema())?;
+        let sm = ShardStateMachine::open(dirs, schema(), u64::MAX)?;
         Ok((dir, log, sm))
     }
 }

@@ -264,6 +264,8 @@ fn raft_settings(seed: u64, node: NodeId) -> RaftSettings {
         election_timeout_max_ms: 1_600,
         // Frequent snapshots with little log kept, so a long outage ends in InstallSnapshot.
         snapshot_logs_since_last: 30,
+        // And by size, so both ways of asking for one run under the faults.
+        snapshot_log_bytes_min: 32 << 10,
         logs_kept_behind_snapshot: 5,
         snapshot_chunk_bytes: 16 << 10,
         snapshot_chunk_timeout_ms: 5_000,

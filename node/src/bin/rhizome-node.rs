@@ -40,6 +40,10 @@ struct Args {
     /// Applied entries between snapshots of a shard.
     #[arg(long, default_value_t = RaftSettings::default().snapshot_logs_since_last)]
     snapshot_every: u64,
+    /// Bytes of rows applied since a shard's last snapshot that take the next one (or twice
+    /// the last snapshot's bytes, if more).
+    #[arg(long, default_value_t = RaftSettings::default().snapshot_log_bytes_min)]
+    snapshot_log_bytes: u64,
     /// Log entries kept behind a snapshot, for followers slightly behind.
     #[arg(long, default_value_t = RaftSettings::default().logs_kept_behind_snapshot)]
     logs_kept: u64,
@@ -126,6 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peers,
         raft: RaftSettings {
             snapshot_logs_since_last: args.snapshot_every,
+            snapshot_log_bytes_min: args.snapshot_log_bytes,
             logs_kept_behind_snapshot: args.logs_kept,
             ..RaftSettings::default()
         },
