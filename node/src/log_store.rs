@@ -16,6 +16,12 @@
 //!
 //! After a failed write or fsync the store refuses every later write with the first error:
 //! the page cache may have dropped the data, so nothing written after it can be trusted.
+//!
+//! Memory: the newest entries are kept decoded, up to a budget of bytes per group
+//! ([`ENTRY_CACHE_BYTES`]; what a leader replicates and a replica applies next). Older live
+//! entries are only indexed (index, log id, where their record is) and read back from the
+//! file when asked for: a follower far behind, or a log that grew long between snapshots,
+//! costs disk reads, not memory.
 
 // openraft's storage traits return its `StorageError` (a large type) by value; our helpers
 // return the same type rather than converting at every call.
@@ -44,6 +50,8 @@ const RECORD_HEADER_BYTES: usize = 8;
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
 /// The file is rewritten when its dead bytes exceed both this and its live bytes.
 pub const REWRITE_DEAD_BYTES_MIN: u64 = 64 << 20;
+/// Bytes of records whose entries a group keeps decoded in memory (the newest ones).
+pub const ENTRY_CACHE_BYTES: u64 = 32 << 20;
 
 /// What the file holds, as read back.
 #[derive(Debug, Deserialize)]
@@ -78,8 +86,12 @@ struct LogInner {
     path: PathBuf,
     /// Open for appending; `None` only between a rewrite's rename and reopen.
     file: Option<File>,
-    /// Live entries with their record's size in the file.
-    entries: BTreeMap<u64, (Entry, u64)>,
+    /// Live entries by index: where each record is, and the newest entries themselves.
+    entries: BTreeMap<u64, Slot>,
+    /// Bytes of the records whose entries are held in `entries`.
+    cached_bytes: u64,
+    /// Budget for `cached_bytes`; the oldest entries beyond it are dropped from memory.
+    cache_bytes_max: u64,
     vote: Option<Vote>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
@@ -88,6 +100,16 @@ struct LogInner {
     live_entry_bytes: u64,
     /// The first write failure; once set, every write fails with it.
     failed: Option<String>,
+}
+
+/// One live entry: its record's place in the file and, if it is among the newest, the entry.
+#[derive(Debug)]
+struct Slot {
+    log_id: LogId,
+    /// Offset of the record in the file, and its size (header included).
+    offset: u64,
+    size: u64,
+    entry: Option<Entry>,
 }
 
 fn io_error(subject: ErrorSubject<u64>, verb: ErrorVerb, e: &std::io::Error) -> StorageError {
@@ -111,6 +133,12 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl LogStore {
     /// Open (or create) the log in `dir`, replaying every intact record.
     pub fn open(dir: &Path) -> Result<LogStore, StorageError> {
+        Self::open_with_cache(dir, ENTRY_CACHE_BYTES)
+    }
+
+    /// [`LogStore::open`] keeping at most `cache_bytes_max` bytes of entries decoded (0: every
+    /// read goes to the file).
+    pub fn open_with_cache(dir: &Path, cache_bytes_max: u64) -> Result<LogStore, StorageError> {
         let read_err = |e: std::io::Error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &e);
         durable::create_dir_all(dir).map_err(read_err)?;
         let path = dir.join(LOG_FILE);
@@ -124,6 +152,8 @@ impl LogStore {
             path: path.clone(),
             file: None,
             entries: BTreeMap::new(),
+            cached_bytes: 0,
+            cache_bytes_max,
             vote: None,
             committed: None,
             last_purged: None,
@@ -135,7 +165,7 @@ impl LogStore {
         while offset < bytes.len() {
             match decode_record(&bytes[offset..]) {
                 Ok((record, size)) => {
-                    inner.replay(record, size as u64);
+                    inner.replay(record, offset as u64, size as u64);
                     offset += size;
                 }
                 Err(reason) => {
@@ -164,8 +194,10 @@ impl LogStore {
                 ..vote
             });
         }
+        // Readable too: entries beyond the memory budget are read back from it.
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(read_err)?;
@@ -182,6 +214,7 @@ impl LogStore {
         sync_dir(dir).map_err(read_err)?;
         inner.file = Some(file);
         inner.file_bytes = offset as u64;
+        inner.evict();
         Ok(LogStore {
             inner: Arc::new(Mutex::new(inner)),
         })
@@ -244,15 +277,12 @@ fn decode_record(bytes: &[u8]) -> Result<(LogRecord, usize), String> {
 }
 
 impl LogInner {
-    fn replay(&mut self, record: LogRecord, size: u64) {
+    fn replay(&mut self, record: LogRecord, offset: u64, size: u64) {
         match record {
             LogRecord::Entry(entry) => {
-                let index = entry.get_log_id().index;
                 // An entry at an index we hold replaces it and everything after (a truncation
                 // that was not recorded separately never happens, but stay safe).
-                self.remove_from(index);
-                self.live_entry_bytes += size;
-                self.entries.insert(index, (entry, size));
+                self.insert(entry, offset, size);
             }
             LogRecord::Vote(vote) => self.vote = Some(vote),
             LogRecord::Committed(committed) => self.committed = committed,
@@ -261,17 +291,97 @@ impl LogInner {
         }
     }
 
+    /// Hold `entry`, whose record is `size` bytes at `offset`, replacing the entry at its
+    /// index and every later one. Memory is trimmed by [`LogInner::evict`].
+    fn insert(&mut self, entry: Entry, offset: u64, size: u64) {
+        let log_id = *entry.get_log_id();
+        self.remove_from(log_id.index);
+        self.live_entry_bytes += size;
+        self.cached_bytes += size;
+        self.entries.insert(
+            log_id.index,
+            Slot {
+                log_id,
+                offset,
+                size,
+                entry: Some(entry),
+            },
+        );
+    }
+
+    /// Account for slots leaving the log.
+    fn forget(&mut self, removed: &BTreeMap<u64, Slot>) {
+        for slot in removed.values() {
+            self.live_entry_bytes -= slot.size;
+            if slot.entry.is_some() {
+                self.cached_bytes -= slot.size;
+            }
+        }
+    }
+
     fn remove_from(&mut self, index: u64) {
         let removed = self.entries.split_off(&index);
-        self.live_entry_bytes -= removed.values().map(|(_, s)| s).sum::<u64>();
+        self.forget(&removed);
     }
 
     fn remove_upto(&mut self, log_id: LogId) {
         let kept = self.entries.split_off(&(log_id.index + 1));
         let removed = std::mem::replace(&mut self.entries, kept);
-        self.live_entry_bytes -= removed.values().map(|(_, s)| s).sum::<u64>();
+        self.forget(&removed);
         if self.last_purged.is_none_or(|p| p.index < log_id.index) {
             self.last_purged = Some(log_id);
+        }
+    }
+
+    /// Drop the oldest decoded entries until the cache is within its budget.
+    fn evict(&mut self) {
+        if self.cached_bytes <= self.cache_bytes_max {
+            return;
+        }
+        for slot in self.entries.values_mut() {
+            if self.cached_bytes <= self.cache_bytes_max {
+                break;
+            }
+            if slot.entry.take().is_some() {
+                self.cached_bytes -= slot.size;
+            }
+        }
+    }
+
+    /// The raw record of a slot, read from the file.
+    fn read_record(&self, slot: &Slot) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = self
+            .file
+            .as_ref()
+            .expect("the log file is open outside a rewrite");
+        let mut record = vec![0u8; slot.size as usize];
+        file.read_exact_at(&mut record, slot.offset)?;
+        Ok(record)
+    }
+
+    /// The entry of a slot: from memory, or read back from the file and checked.
+    fn entry(&self, slot: &Slot) -> Result<Entry, StorageError> {
+        if let Some(entry) = &slot.entry {
+            return Ok(entry.clone());
+        }
+        let read_err =
+            |e: std::io::Error| io_error(ErrorSubject::Log(slot.log_id), ErrorVerb::Read, &e);
+        let record = self.read_record(slot).map_err(read_err)?;
+        match decode_record(&record) {
+            Ok((LogRecord::Entry(entry), _)) if *entry.get_log_id() == slot.log_id => Ok(entry),
+            Ok(_) => Err(read_err(std::io::Error::other(format!(
+                "{}: the record at offset {} is not entry {}",
+                self.path.display(),
+                slot.offset,
+                slot.log_id
+            )))),
+            Err(reason) => Err(read_err(std::io::Error::other(format!(
+                "{}: entry {} at offset {}: {reason}",
+                self.path.display(),
+                slot.log_id,
+                slot.offset
+            )))),
         }
     }
 
@@ -334,10 +444,15 @@ impl LogInner {
             out.extend(encode_record(&RecordRef::Purge(&purged)));
         }
         let mut live = 0;
-        for (_, (entry, size)) in self.entries.iter_mut() {
-            let record = encode_record(&RecordRef::Entry(entry));
-            *size = record.len() as u64;
-            live += *size;
+        let mut places = Vec::with_capacity(self.entries.len());
+        for slot in self.entries.values() {
+            let record = match &slot.entry {
+                Some(entry) => encode_record(&RecordRef::Entry(entry)),
+                // Already checked when it was written; copied as it is.
+                None => self.read_record(slot).map_err(write_err)?,
+            };
+            places.push((out.len() as u64, record.len() as u64));
+            live += record.len() as u64;
             out.extend(record);
         }
         let result = (|| {
@@ -348,13 +463,21 @@ impl LogInner {
             std::fs::rename(&tmp, &self.path)?;
             durable::renamed(&tmp, &self.path);
             sync_dir(self.path.parent().expect("the log file has a directory"))?;
-            OpenOptions::new().append(true).open(&self.path)
+            OpenOptions::new().read(true).append(true).open(&self.path)
         })();
         match result {
             Ok(file) => {
                 self.file = Some(file);
                 self.file_bytes = out.len() as u64;
                 self.live_entry_bytes = live;
+                self.cached_bytes = 0;
+                for (slot, (offset, size)) in self.entries.values_mut().zip(places) {
+                    slot.offset = offset;
+                    slot.size = size;
+                    if slot.entry.is_some() {
+                        self.cached_bytes += size;
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
@@ -372,11 +495,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let inner = self.lock();
-        Ok(inner
+        inner
             .entries
             .range(range)
-            .map(|(_, (entry, _))| entry.clone())
-            .collect())
+            .map(|(_, slot)| inner.entry(slot))
+            .collect()
     }
 }
 
@@ -389,7 +512,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .entries
             .values()
             .next_back()
-            .map(|(e, _)| *e.get_log_id())
+            .map(|slot| slot.log_id)
             .or(inner.last_purged);
         Ok(LogState {
             last_purged_log_id: inner.last_purged,
@@ -450,13 +573,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for entry in entries {
                 let record = encode_record(&RecordRef::Entry(&entry));
                 let size = record.len() as u64;
+                let offset = inner.file_bytes + bytes.len() as u64;
                 bytes.extend_from_slice(&record);
-                let index = entry.get_log_id().index;
-                inner.remove_from(index);
-                inner.live_entry_bytes += size;
-                inner.entries.insert(index, (entry, size));
+                inner.insert(entry, offset, size);
             }
             let result = inner.write(&bytes, sync);
+            inner.evict();
             match result {
                 Ok(()) => {
                     callback.log_io_completed(Ok(()));
@@ -572,7 +694,7 @@ mod tests {
         drop(store);
         let store = LogStore::open(dir.path()).expect("reopen");
         assert_eq!(indexes(&store), vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(store.lock().entries[&6].0.log_id.leader_id.term, 2);
+        assert_eq!(store.lock().entries[&6].log_id.leader_id.term, 2);
     }
 
     #[tokio::test]
@@ -664,6 +786,71 @@ mod tests {
             .await
             .expect_err("vote refused");
         assert!(error.to_string().contains("No space left"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn entries_beyond_the_memory_budget_are_read_back_from_the_file() {
+        // Proves: with a budget of a few entries, only the newest stay decoded; every entry
+        // reads back equal to what was appended, before and after a reopen and after a
+        // purge rewrote the file (moving the records that are only on disk).
+        let dir = tempfile::tempdir().expect("temp dir");
+        let payload = |i: u64| vec![(i % 251) as u8; 100_000 + i as usize];
+        let big = |i: u64| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(crate::types::Command::Insert {
+                batch: crate::types::BatchId {
+                    client: 1,
+                    sequence: i,
+                },
+                rows: bytes::Bytes::from(payload(i)),
+            }),
+        };
+        let budget = 350_000;
+        let check = |store: &mut LogStore, from: u64| {
+            let inner = store.lock();
+            let cached: Vec<u64> = inner
+                .entries
+                .iter()
+                .filter(|(_, slot)| slot.entry.is_some())
+                .map(|(&i, _)| i)
+                .collect();
+            assert!(
+                inner.cached_bytes <= budget,
+                "{} cached",
+                inner.cached_bytes
+            );
+            assert!(
+                cached.len() >= 2,
+                "the newest entries stay decoded: {cached:?}"
+            );
+            assert_eq!(*cached.last().expect("cached"), 800);
+            drop(inner);
+            let read =
+                futures::executor::block_on(store.try_get_log_entries(from..=800)).expect("read");
+            assert_eq!(read, (from..=800).map(big).collect::<Vec<_>>());
+        };
+        let mut store = LogStore::open_with_cache(dir.path(), budget).expect("open");
+        for chunk in (1..=800u64).collect::<Vec<_>>().chunks(7) {
+            store
+                .blocking_append(chunk.iter().map(|&i| big(i)))
+                .await
+                .expect("append");
+        }
+        check(&mut store, 1);
+        drop(store);
+        let mut store = LogStore::open_with_cache(dir.path(), budget).expect("reopen");
+        check(&mut store, 1);
+        // Purging most of the log rewrites the file: the kept records move.
+        let before = store.file_bytes();
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 700))
+            .await
+            .expect("purge");
+        assert!(store.file_bytes() < before / 4, "rewritten");
+        check(&mut store, 701);
+        drop(store);
+        let mut store = LogStore::open_with_cache(dir.path(), budget).expect("reopen");
+        check(&mut store, 701);
     }
 
     #[tokio::test]
