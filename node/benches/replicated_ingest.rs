@@ -14,8 +14,14 @@
 //! 2. SIGKILL node 3; ingest the rest on two nodes → rows/s;
 //! 3. restart node 3 → time until every shard of it has the leader's record count.
 //!
-//! Printed: rows/s per phase, bytes written per row (from `/proc/<pid>/io`, and on disk: log
-//! files and segment files), peak RSS per node (`VmHWM`).
+//! Printed: rows/s per phase, the nodes' CPU time per row and replica in phase 1, bytes
+//! written per row (from `/proc/<pid>/io`, and on disk: log files and segment files), peak
+//! RSS per node (`VmHWM`).
+//!
+//! The nodes run with their default snapshot policy; `RHIZOME_BENCH_SNAPSHOT_EVERY=N`
+//! (entries) and `RHIZOME_BENCH_SNAPSHOT_LOG_BYTES=B` override it (`--snapshot-every 32
+//! --snapshot-log-bytes 18446744073709551615` is a snapshot every 32 entries, which the
+//! bench used before snapshots were also taken by size).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,7 +74,22 @@ fn node_dirs(data: &Path, id: NodeId) -> Vec<PathBuf> {
     vec![data.join(format!("n{id}-a")), data.join(format!("n{id}-b"))]
 }
 
-fn spawn(id: NodeId, peers: &BTreeMap<NodeId, String>, data: &Path, snapshot_every: u64) -> Child {
+/// Snapshot settings from the environment (the node's defaults otherwise):
+/// `RHIZOME_BENCH_SNAPSHOT_EVERY` entries, `RHIZOME_BENCH_SNAPSHOT_LOG_BYTES` bytes of rows.
+fn snapshot_args() -> Vec<String> {
+    let mut args = Vec::new();
+    for (variable, flag) in [
+        ("RHIZOME_BENCH_SNAPSHOT_EVERY", "--snapshot-every"),
+        ("RHIZOME_BENCH_SNAPSHOT_LOG_BYTES", "--snapshot-log-bytes"),
+    ] {
+        if let Ok(value) = std::env::var(variable) {
+            args.extend([flag.to_string(), value]);
+        }
+    }
+    args
+}
+
+fn spawn(id: NodeId, peers: &BTreeMap<NodeId, String>, data: &Path) -> Child {
     let peer_list: Vec<String> = peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
     // RHIZOME_BENCH_NODE_BIN runs another build of the node (an older commit, side by side).
     let binary = std::env::var_os("RHIZOME_BENCH_NODE_BIN")
@@ -77,7 +98,7 @@ fn spawn(id: NodeId, peers: &BTreeMap<NodeId, String>, data: &Path, snapshot_eve
     command
         .args(["--id", &id.to_string(), "--listen", &peers[&id]])
         .args(["--peers", &peer_list.join(",")])
-        .args(["--snapshot-every", &snapshot_every.to_string()])
+        .args(snapshot_args())
         .args(["--logs-kept", "4"])
         .env(
             "RUST_LOG",
@@ -112,6 +133,33 @@ fn process_figures(pid: u32) -> (u64, u64) {
         proc_field(pid, "status", "VmHWM:") * 1024,
         proc_field(pid, "io", "write_bytes:"),
     )
+}
+
+/// (user, system) CPU seconds a process has used (`/proc/<pid>/stat`, in clock ticks of 1/100 s
+/// on Linux).
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) / 100.0, ticks(12) / 100.0)
+}
+
+/// CPU seconds (user, system) of all the processes.
+fn cluster_cpu(processes: &Processes) -> (f64, f64) {
+    processes
+        .children
+        .values()
+        .map(|child| cpu_seconds(child.id()))
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// Bytes on disk under `dir`, split into (raft logs, everything else: segments and state).
@@ -269,10 +317,6 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
-    let snapshot_every: u64 = std::env::var("RHIZOME_BENCH_SNAPSHOT_EVERY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
     // RHIZOME_BENCH_DIR keeps the nodes' files and logs (n<id>.log) for a look afterwards.
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = std::env::var("RHIZOME_BENCH_DIR")
@@ -327,7 +371,7 @@ async fn main() {
     let mut processes = Processes {
         children: peers
             .keys()
-            .map(|&id| (id, spawn(id, &peers, &data_dir, snapshot_every)))
+            .map(|&id| (id, spawn(id, &peers, &data_dir)))
             .collect(),
     };
     let client = Arc::new(Client::new(
@@ -353,12 +397,24 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    let cpu_before = cluster_cpu(&processes);
     let phase_one = Instant::now();
     let rows_one = ingest(&client, &batches, (0.0, PHASE_ONE_FRACTION)).await;
     let seconds_one = phase_one.elapsed().as_secs_f64();
+    let cpu_after = cluster_cpu(&processes);
     println!(
         "phase 1, 3 nodes up:  {rows_one} rows in {seconds_one:.2} s = {:.0} rows/s",
         rows_one as f64 / seconds_one
+    );
+    // CPU time is steadier than wall time on a shared machine, and on 2 cores it bounds the
+    // rate: rows/s <= cores / (replicas x CPU per row and replica).
+    let (user, system) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    let per_row = |seconds: f64| seconds * 1e6 / rows_one as f64 / f64::from(REPLICAS);
+    println!(
+        "  node CPU in phase 1: {:.2} us per row and replica ({:.2} user + {:.2} system)",
+        per_row(user + system),
+        per_row(user),
+        per_row(system)
     );
 
     let pid_three = processes.children[&3].id();
@@ -378,9 +434,7 @@ async fn main() {
     assert_eq!(rows_one + rows_two, total_rows);
 
     let restart = Instant::now();
-    processes
-        .children
-        .insert(3, spawn(3, &peers, &data_dir, snapshot_every));
+    processes.children.insert(3, spawn(3, &peers, &data_dir));
     let deadline = restart + Duration::from_millis(CATCH_UP_WAIT_MS_MAX);
     loop {
         let mut behind = 0;
