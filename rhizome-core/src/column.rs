@@ -7,11 +7,7 @@
 //! its values by record (`values[id] = key(records[id])`, 8 bytes per record, in memory only):
 //! a SUM over it then reads one array entry per selected record instead of the record column
 //! and then a random entry of a dictionary of megabytes. It is derived from the record column
-//! by the first query that asks for it and extended by every append after that, so a column
-//! that is only written (a bulk load, a replica nobody queries) does not pay for it, and
-//! segment files do not change.
-
-use std::sync::OnceLock;
+//! whenever records are appended or the column is loaded, so segment files do not change.
 
 use crate::batch::{BatchColumn, Cell};
 use crate::bytes::{ByteReader, ByteWriter};
@@ -29,9 +25,9 @@ const ZSTD_LEVEL: i32 = 3;
 const DICTIONARY_BYTES_MAX: u64 = 1 << 36;
 const COMPRESSED_DICTIONARY_BLOCK: &str = "dictionary.zst";
 /// Numeric columns of more distinct values than this (their record column holds 4-byte
-/// symbols) keep their values by record once a query asks for them: 8 bytes per record of
-/// memory (up to twice that while appends grow the array), the price of a SUM that does not
-/// look every record's value up in a large dictionary.
+/// symbols) keep their values by record: 8 bytes per record of memory (up to twice that
+/// while appends grow the array, exactly that after a load), the price of a SUM that does
+/// not look every record's value up in a large dictionary.
 pub const VALUES_BY_RECORD_SYMBOLS_MIN: usize = 1 << 16;
 
 #[derive(Debug, Clone)]
@@ -42,10 +38,10 @@ pub struct ColumnShard {
     /// The symbol of every record ever inserted. A deleted record's entry is meaningless (it
     /// keeps its symbol in memory and reads as NULL after a reload); nothing reads it.
     pub(crate) records: RecordColumn,
-    /// The key of every record's value (0 for NULL), once a query asked for them
-    /// ([`ColumnShard::values_by_record`]): as long as `records` and equal to
-    /// `key(records[id])` from then on. Deleted records keep theirs.
-    pub(crate) values: OnceLock<Vec<i64>>,
+    /// The key of every record's value (0 for NULL), for numeric columns of more than
+    /// [`VALUES_BY_RECORD_SYMBOLS_MIN`] symbols: always as long as `records` and equal to
+    /// `key(records[id])` then, `None` for other columns. Deleted records keep theirs.
+    pub(crate) values: Option<Vec<i64>>,
 }
 
 /// Bytes a column shard holds, by part.
@@ -73,7 +69,7 @@ impl ColumnShard {
             dictionary: Dictionary::new(data_type),
             rhizomes,
             records: RecordColumn::default(),
-            values: OnceLock::new(),
+            values: None,
         }
     }
 
@@ -85,43 +81,34 @@ impl ColumnShard {
         &self.records
     }
 
-    /// The key of every record's value (0 for NULL; deleted records keep theirs), when this
-    /// column keeps them: numeric, more than [`VALUES_BY_RECORD_SYMBOLS_MIN`] distinct values.
-    /// The first call derives them from the record column; appends keep them up to date.
+    /// The key of every record's value (0 for NULL and deleted records), when this column
+    /// keeps them (numeric, more than [`VALUES_BY_RECORD_SYMBOLS_MIN`] distinct values).
     pub fn values_by_record(&self) -> Option<&[i64]> {
-        if let Some(values) = self.values.get() {
-            return Some(values);
-        }
-        let keys = self.keys_for_values()?;
-        let records = &self.records;
-        Some(self.values.get_or_init(|| {
-            (0..records.len())
-                .map(|id| value_key(keys, records.get(id)))
-                .collect()
-        }))
+        self.values.as_deref()
     }
 
-    /// The dictionary's keys, if this column keeps values by record.
-    fn keys_for_values(&self) -> Option<&[i64]> {
+    /// Bring the values by record up to date with the record column: start keeping them once
+    /// a numeric dictionary passes [`VALUES_BY_RECORD_SYMBOLS_MIN`] symbols, and extend them
+    /// over records appended since.
+    fn sync_values(&mut self) {
         let numeric = matches!(
             self.dictionary.data_type(),
             DataType::BigInt | DataType::Int | DataType::Decimal { .. }
         );
-        let keys = self.dictionary.fixed_keys()?;
-        (numeric && keys.len() > VALUES_BY_RECORD_SYMBOLS_MIN).then_some(keys)
-    }
-
-    /// Extend the values by record, if a query made them, over records appended since.
-    fn extend_values(&mut self) {
-        let Some(values) = self.values.get_mut() else {
-            return;
-        };
         let Some(keys) = self.dictionary.fixed_keys() else {
             return;
         };
+        if !numeric || (self.values.is_none() && keys.len() <= VALUES_BY_RECORD_SYMBOLS_MIN) {
+            return;
+        }
         let records = &self.records;
+        let values = self.values.get_or_insert_with(Vec::new);
         let start = values.len();
-        values.extend((start..records.len()).map(|id| value_key(keys, records.get(id))));
+        values.reserve(records.len() - start);
+        values.extend((start..records.len()).map(|id| match records.get(id) {
+            NULL_SYMBOL => 0,
+            symbol => keys[symbol as usize],
+        }));
         debug_assert_eq!(values.len(), records.len());
     }
 
@@ -160,7 +147,7 @@ impl ColumnShard {
             self.rhizomes.append(symbol, first + row as RecordId)?;
             self.records.push(symbol);
         }
-        self.extend_values();
+        self.sync_values();
         Ok(())
     }
 
@@ -205,7 +192,7 @@ impl ColumnShard {
             records: self.records.heap_bytes(),
             values: self
                 .values
-                .get()
+                .as_ref()
                 .map_or(0, |values| values.capacity() as u64 * 8),
         }
     }
@@ -308,20 +295,13 @@ impl ColumnShard {
                 ));
             }
         }
-        Ok(ColumnShard {
+        let mut column = ColumnShard {
             dictionary,
             rhizomes,
             records,
-            values: OnceLock::new(),
-        })
-    }
-}
-
-/// A record's value key in the values by record: its symbol's key, 0 for NULL.
-#[inline]
-fn value_key(keys: &[i64], symbol: Symbol) -> i64 {
-    match symbol {
-        NULL_SYMBOL => 0,
-        symbol => keys[symbol as usize],
+            values: None,
+        };
+        column.sync_values();
+        Ok(column)
     }
 }
