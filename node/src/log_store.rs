@@ -92,6 +92,8 @@ struct LogInner {
     cached_bytes: u64,
     /// Budget for `cached_bytes`; the oldest entries beyond it are dropped from memory.
     cache_bytes_max: u64,
+    /// No entry below this index is held decoded (where eviction resumes).
+    cached_from: u64,
     vote: Option<Vote>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
@@ -154,6 +156,7 @@ impl LogStore {
             entries: BTreeMap::new(),
             cached_bytes: 0,
             cache_bytes_max,
+            cached_from: 0,
             vote: None,
             committed: None,
             last_purged: None,
@@ -166,6 +169,8 @@ impl LogStore {
             match decode_record(&bytes[offset..]) {
                 Ok((record, size)) => {
                     inner.replay(record, offset as u64, size as u64);
+                    // Within the budget all along, so a long log is not decoded whole.
+                    inner.evict();
                     offset += size;
                 }
                 Err(reason) => {
@@ -298,6 +303,7 @@ impl LogInner {
         self.remove_from(log_id.index);
         self.live_entry_bytes += size;
         self.cached_bytes += size;
+        self.cached_from = self.cached_from.min(log_id.index);
         self.entries.insert(
             log_id.index,
             Slot {
@@ -338,13 +344,14 @@ impl LogInner {
         if self.cached_bytes <= self.cache_bytes_max {
             return;
         }
-        for slot in self.entries.values_mut() {
+        for (&index, slot) in self.entries.range_mut(self.cached_from..) {
             if self.cached_bytes <= self.cache_bytes_max {
                 break;
             }
             if slot.entry.take().is_some() {
                 self.cached_bytes -= slot.size;
             }
+            self.cached_from = index + 1;
         }
     }
 
