@@ -631,6 +631,20 @@ mod tests {
         }
     }
 
+    /// An insert entry at `index` (term 1) carrying `rows` as its payload.
+    fn insert_entry(index: u64, rows: Vec<u8>) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::types::Command::Insert {
+                batch: crate::types::BatchId {
+                    client: 1,
+                    sequence: index,
+                },
+                rows: bytes::Bytes::from(rows),
+            }),
+        }
+    }
+
     fn indexes(store: &LogStore) -> Vec<u64> {
         store.lock().entries.keys().copied().collect()
     }
@@ -801,17 +815,7 @@ mod tests {
         // reads back equal to what was appended, before and after a reopen and after a
         // purge rewrote the file (moving the records that are only on disk).
         let dir = tempfile::tempdir().expect("temp dir");
-        let payload = |i: u64| vec![(i % 251) as u8; 100_000 + i as usize];
-        let big = |i: u64| Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
-            payload: EntryPayload::Normal(crate::types::Command::Insert {
-                batch: crate::types::BatchId {
-                    client: 1,
-                    sequence: i,
-                },
-                rows: bytes::Bytes::from(payload(i)),
-            }),
-        };
+        let big = |i: u64| insert_entry(i, vec![(i % 251) as u8; 100_000 + i as usize]);
         let budget = 350_000;
         let check = |store: &mut LogStore, from: u64| {
             let inner = store.lock();
@@ -866,17 +870,7 @@ mod tests {
         // ones, and the rewritten file reopens to the same log.
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = LogStore::open(dir.path()).expect("open");
-        let payload = vec![7u8; 1 << 20];
-        let big = |i: u64| Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
-            payload: EntryPayload::Normal(crate::types::Command::Insert {
-                batch: crate::types::BatchId {
-                    client: 1,
-                    sequence: i,
-                },
-                rows: bytes::Bytes::from(payload.clone()),
-            }),
-        };
+        let big = |i: u64| insert_entry(i, vec![7u8; 1 << 20]);
         store
             .blocking_append((1..=80).map(big))
             .await
