@@ -1,0 +1,220 @@
+//! The apply path of an insert, alone: TPC-H `lineitem` in column batches of 8,192 rows (what a
+//! replica decodes from a log entry), appended to 8 shard stores in memory on one thread, as
+//! every replica of the replicated-ingest benchmark does. Reports the whole rate and then
+//! each column's share, appended to a store of that column alone.
+//!
+//! `cargo bench -p rhizome-core --bench column_ingest`; `RHIZOME_BENCH_SF` (default 1) sets the
+//! scale factor, `RHIZOME_BENCH_RUNS` (default 3) the runs of the whole load, of which the
+//! best is reported; `RHIZOME_BENCH_PER_COLUMN=0` skips the columns alone. Every run checks the stores' record counts and, per column, that every
+//! generated value counts its rows exactly (against counts taken from the generated rows).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rhizome_core::batch::ColumnBatch;
+use rhizome_core::query::{CompareOp, Condition};
+use rhizome_core::shard::{ColumnDef, Schema, ShardStore, StoreOptions};
+use rhizome_core::value::{DataType, Value};
+use tpchgen::generators::LineItemGenerator;
+
+/// Rows per batch (one Raft entry).
+const BATCH_ROWS: usize = 8192;
+/// Shards the rows are spread over, a batch at a time, as in the replicated benchmark.
+const SHARDS: usize = 8;
+
+fn columns() -> Vec<(&'static str, DataType)> {
+    let decimal = DataType::Decimal {
+        precision: 15,
+        scale: 2,
+    };
+    let text = |n| DataType::Text { max_chars: Some(n) };
+    vec![
+        ("l_orderkey", DataType::BigInt),
+        ("l_partkey", DataType::BigInt),
+        ("l_suppkey", DataType::BigInt),
+        ("l_linenumber", DataType::Int),
+        ("l_quantity", decimal),
+        ("l_extendedprice", decimal),
+        ("l_discount", decimal),
+        ("l_tax", decimal),
+        ("l_returnflag", text(1)),
+        ("l_linestatus", text(1)),
+        ("l_shipdate", DataType::Date),
+        ("l_commitdate", DataType::Date),
+        ("l_receiptdate", DataType::Date),
+        ("l_shipinstruct", text(25)),
+        ("l_shipmode", text(10)),
+        ("l_comment", text(44)),
+    ]
+}
+
+fn schema_of(columns: &[(&'static str, DataType)]) -> Schema {
+    Schema::new(
+        columns
+            .iter()
+            .map(|(name, data_type)| ColumnDef {
+                name: name.to_string(),
+                data_type: *data_type,
+                nullable: false,
+            })
+            .collect(),
+    )
+    .expect("lineitem schema is valid")
+}
+
+fn rows(scale_factor: f64) -> Vec<Vec<Value>> {
+    let decimal = |units: i64| Value::Decimal { units, scale: 2 };
+    LineItemGenerator::new(scale_factor, 1, 1)
+        .into_iter()
+        .map(|l| {
+            vec![
+                Value::Int(l.l_orderkey),
+                Value::Int(l.l_partkey),
+                Value::Int(l.l_suppkey),
+                Value::Int(i64::from(l.l_linenumber)),
+                decimal(l.l_quantity * 100),
+                decimal(l.l_extendedprice.0),
+                decimal(l.l_discount.0),
+                decimal(l.l_tax.0),
+                Value::Text(l.l_returnflag.to_string()),
+                Value::Text(l.l_linestatus.to_string()),
+                Value::Date(l.l_shipdate.to_unix_epoch()),
+                Value::Date(l.l_commitdate.to_unix_epoch()),
+                Value::Date(l.l_receiptdate.to_unix_epoch()),
+                Value::Text(l.l_shipinstruct.to_string()),
+                Value::Text(l.l_shipmode.to_string()),
+                Value::Text(l.l_comment.to_string()),
+            ]
+        })
+        .collect()
+}
+
+/// The rows as encoded batches of the columns `picked`, dealt to the shards a batch at a time.
+fn batches(schema: &Schema, rows: &[Vec<Value>], picked: &[usize]) -> Vec<Vec<Vec<u8>>> {
+    let mut per_shard = vec![Vec::new(); SHARDS];
+    for (n, chunk) in rows.chunks(BATCH_ROWS).enumerate() {
+        let projected: Vec<Vec<Value>> = chunk
+            .iter()
+            .map(|row| picked.iter().map(|&c| row[c].clone()).collect())
+            .collect();
+        let batch = ColumnBatch::from_rows(schema, &projected).expect("generated rows fit");
+        per_shard[n % SHARDS].push(batch.encode());
+    }
+    per_shard
+}
+
+/// Decode, check and append every batch as a replica applies a log entry; the time taken and
+/// the stores.
+fn load(schema: &Schema, batches: &[Vec<Vec<u8>>]) -> (Duration, Vec<ShardStore>) {
+    let start = Instant::now();
+    let stores = batches
+        .iter()
+        .map(|shard| {
+            let mut store = ShardStore::new(schema.clone(), StoreOptions::in_memory());
+            for encoded in shard {
+                let batch = ColumnBatch::decode(encoded).expect("decodes");
+                store.insert_columns(&batch).expect("inserts");
+            }
+            store
+        })
+        .collect();
+    (start.elapsed(), stores)
+}
+
+/// Check column `c` of the rows, `column` in the stores: every distinct generated value counts
+/// exactly its rows, summed over the shards.
+fn check_counts(stores: &[ShardStore], column: &str, rows: &[Vec<Value>], c: usize) {
+    // Values by their rendering (a `Value` is not `Hash`), with their row counts.
+    let mut expected: HashMap<String, (&Value, u64)> = HashMap::new();
+    for row in rows {
+        expected
+            .entry(format!("{:?}", row[c]))
+            .or_insert((&row[c], 0))
+            .1 += 1;
+    }
+    // Every value of a low-cardinality column, a sample of the others.
+    let step = (expected.len() / 200).max(1);
+    let mut values: Vec<&(&Value, u64)> = expected.values().collect();
+    values.sort_by_key(|(value, _)| format!("{value:?}"));
+    for &&(value, count) in values.iter().step_by(step) {
+        let condition = Condition::Compare {
+            column: column.to_string(),
+            op: CompareOp::Eq,
+            value: value.clone(),
+        };
+        let counted: u64 = stores
+            .iter()
+            .map(|store| {
+                store
+                    .select_ids(&condition, usize::MAX)
+                    .expect("select")
+                    .len() as u64
+            })
+            .sum();
+        assert_eq!(counted, count, "count of {value:?} in column {c}");
+    }
+}
+
+fn main() {
+    let scale_factor: f64 = std::env::var("RHIZOME_BENCH_SF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let runs: usize = std::env::var("RHIZOME_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let columns = columns();
+    let schema = schema_of(&columns);
+    let rows = rows(scale_factor);
+    let n = rows.len() as f64;
+    let all: Vec<usize> = (0..columns.len()).collect();
+    let batches = batches(&schema, &rows, &all);
+    let bytes: usize = batches.iter().flatten().map(Vec::len).sum();
+    println!(
+        "lineitem SF {scale_factor}: {} rows in batches of {BATCH_ROWS} over {SHARDS} shards, {:.1} B/row encoded",
+        rows.len(),
+        bytes as f64 / n
+    );
+
+    // RHIZOME_BENCH_ONLY=<column> loads that column alone (for profiling).
+    let only = std::env::var("RHIZOME_BENCH_ONLY").ok();
+    if only.is_none() {
+        let mut best = Duration::MAX;
+        for _ in 0..runs {
+            let (took, stores) = load(&schema, &batches);
+            let records: u64 = stores.iter().map(ShardStore::record_count).sum();
+            assert_eq!(records, rows.len() as u64, "every row is a record");
+            drop(stores);
+            best = best.min(took);
+        }
+        println!(
+            "all 16 columns: {:.0} rows/s, {:.3} us/row (best of {runs})",
+            n / best.as_secs_f64(),
+            best.as_secs_f64() * 1e6 / n
+        );
+    }
+
+    if std::env::var("RHIZOME_BENCH_PER_COLUMN").is_ok_and(|v| v == "0") {
+        return;
+    }
+    println!("\ncolumn              us/row   ns/value");
+    let mut sum = 0.0;
+    for (c, (name, data_type)) in columns.iter().enumerate() {
+        if only.as_ref().is_some_and(|only| only != name) {
+            continue;
+        }
+        let one = schema_of(&[(name, *data_type)]);
+        let batches = batches_of(&one, &rows, c);
+        let (took, stores) = load(&one, &batches);
+        check_counts(&stores, name, &rows, c);
+        let us = took.as_secs_f64() * 1e6 / n;
+        sum += us;
+        println!("{name:<18} {us:>7.3}   {:>8.0}", us * 1e3);
+    }
+    println!("{:<18} {sum:>7.3}", "sum of columns");
+}
+
+fn batches_of(schema: &Schema, rows: &[Vec<Value>], c: usize) -> Vec<Vec<Vec<u8>>> {
+    batches(schema, rows, &[c])
+}
