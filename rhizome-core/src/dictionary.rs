@@ -50,7 +50,7 @@ pub struct Dictionary {
     data_type: DataType,
     keys: Keys,
     /// Symbols by hash of their key (NULL is not in it).
-    index: HashTable<Symbol>,
+    index: HashTable<Slot>,
     /// The non-NULL symbols in value order, sorted when a range query needs them.
     ordered: OrderedIndex,
     hasher: FixedState,
@@ -255,14 +255,8 @@ impl Dictionary {
             return Ok((symbol, false));
         }
         let symbol = self.push_key(key)?;
-        // Split borrows: the rehash closure needs the keys while the table is mutated.
-        let Dictionary {
-            index,
-            keys,
-            hasher,
-            ..
-        } = self;
-        index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
+        self.index
+            .insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
         Ok((symbol, true))
     }
 
@@ -313,7 +307,7 @@ impl Dictionary {
             }
         }
         // New values, in row order; repeats within the batch are found in `fresh`.
-        let mut fresh: HashTable<Symbol> = HashTable::new();
+        let mut fresh: HashTable<Slot> = HashTable::new();
         let mut added: Vec<u64> = Vec::new();
         for row in 0..n {
             match symbols[row] {
@@ -321,27 +315,22 @@ impl Dictionary {
                 UNKNOWN => {
                     let key = keys[row].expect("unknown keys are not NULL");
                     let hash = hashes[row];
-                    if let Some(&symbol) = fresh.find(hash, |&s| key_in(&self.keys, s) == key) {
-                        symbols[row] = symbol;
+                    if let Some(slot) =
+                        fresh.find(hash, |slot| key_in(&self.keys, slot.symbol) == key)
+                    {
+                        symbols[row] = slot.symbol;
                         continue;
                     }
                     let symbol = self.push_key(key)?;
-                    fresh.insert_unique(hash, symbol, |&s| {
-                        hash_of(&self.hasher, key_in(&self.keys, s))
-                    });
+                    fresh.insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
                     added.push(row as u64);
                     symbols[row] = symbol;
                 }
                 _ => {}
             }
         }
-        let Dictionary {
-            index,
-            keys: stored,
-            hasher,
-            ..
-        } = self;
-        index.reserve(added.len(), |&s| hash_of(hasher, key_in(stored, s)));
+        let index = &mut self.index;
+        index.reserve(added.len(), Slot::table_hash);
         if in_bucket_order {
             let mask = bucket_mask_of(index);
             for entry in &mut added {
@@ -353,7 +342,11 @@ impl Dictionary {
         for &entry in &added {
             let row = entry as u32 as usize;
             let symbol = symbols[row];
-            index.insert_unique(hashes[row], symbol, |&s| hash_of(hasher, key_in(stored, s)));
+            index.insert_unique(
+                hashes[row],
+                Slot::new(symbol, hashes[row]),
+                Slot::table_hash,
+            );
         }
         Ok(added.len())
     }
@@ -362,15 +355,15 @@ impl Dictionary {
     #[inline]
     fn lookup_hashed(&self, hash: u64, key: KeyRef<'_>) -> Option<Symbol> {
         match (&self.keys, key) {
-            (Keys::Fixed(keys), KeyRef::Fixed(k)) => {
-                self.index.find(hash, |&s| keys[s as usize] == k)
-            }
-            (Keys::Text { bytes, ends }, KeyRef::Text(t)) => {
-                self.index.find(hash, |&s| text_in(bytes, ends, s) == t)
-            }
+            (Keys::Fixed(keys), KeyRef::Fixed(k)) => self
+                .index
+                .find(hash, |slot| keys[slot.symbol as usize] == k),
+            (Keys::Text { bytes, ends }, KeyRef::Text(t)) => self
+                .index
+                .find(hash, |slot| text_in(bytes, ends, slot.symbol) == t),
             _ => None,
         }
-        .copied()
+        .map(|slot| slot.symbol)
     }
 
     /// Store a new key as the next symbol (not yet in the index nor in `unsorted`).
@@ -477,7 +470,7 @@ impl Dictionary {
             .iter()
             .map(|r| r.capacity() * 4)
             .sum();
-        (keys + self.index.capacity() * 5 + sorted) as u64
+        (keys + self.index.capacity() * (std::mem::size_of::<Slot>() + 1) + sorted) as u64
     }
 
     /// Serialise into a segment block. The hash index and the runs are rebuilt on load.
@@ -565,13 +558,9 @@ impl Dictionary {
                 ));
             }
             let hash = dictionary.hash_key(key);
-            let Dictionary {
-                index,
-                keys,
-                hasher,
-                ..
-            } = &mut dictionary;
-            index.insert_unique(hash, symbol, |&s| hash_of(hasher, key_in(keys, s)));
+            dictionary
+                .index
+                .insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
         }
         Ok(dictionary)
     }
@@ -633,7 +622,7 @@ const BUCKET_ORDER_MIN: usize = 1 << 14;
 
 /// The bucket mask of a hash table (where a hash's probe starts is `hash & mask`): tables
 /// of 8 buckets and more hold 7/8 of their buckets.
-fn bucket_mask_of(index: &HashTable<Symbol>) -> u64 {
+fn bucket_mask_of(index: &HashTable<Slot>) -> u64 {
     let buckets = (index.capacity() / 7 * 8).max(1).next_power_of_two();
     (buckets - 1) as u64
 }
@@ -646,12 +635,44 @@ fn text_in<'a>(bytes: &'a [u8], ends: &[u64], symbol: Symbol) -> &'a [u8] {
     &bytes[start..ends[s] as usize]
 }
 
-/// The hash of a key in the index: of the number or of the text's bytes.
+/// The hash of a key in the index, of the number or of the text's bytes, folded to 32 bits
+/// (what a [`Slot`] keeps) and spread over 64 ([`Slot::table_hash`]).
 #[inline]
 fn hash_of(hasher: &FixedState, key: KeyRef<'_>) -> u64 {
-    match key {
+    let full = match key {
         KeyRef::Fixed(k) => hasher.hash_one(k),
         KeyRef::Text(t) => hasher.hash_one(t),
+    };
+    spread((full ^ (full >> 32)) as u32)
+}
+
+/// A 32-bit hash as the table's 64-bit one: the table takes a probe's start from the low
+/// bits and the tag it filters on from the top 7, so both come from the 32 bits.
+#[inline]
+fn spread(hash: u32) -> u64 {
+    u64::from(hash) | u64::from(hash) << 32
+}
+
+/// An entry of the hash index: a symbol and its key's hash, so growing the table rehashes
+/// from the entries alone instead of reading (and missing the cache on) every key.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    symbol: Symbol,
+    hash: u32,
+}
+
+impl Slot {
+    #[inline]
+    fn new(symbol: Symbol, hash: u64) -> Slot {
+        Slot {
+            symbol,
+            hash: hash as u32,
+        }
+    }
+
+    #[inline]
+    fn table_hash(&self) -> u64 {
+        spread(self.hash)
     }
 }
 
