@@ -30,6 +30,10 @@ const COMPRESSED_DICTIONARY_BLOCK: &str = "dictionary.zst";
 /// not look every record's value up in a large dictionary.
 pub const VALUES_BY_RECORD_SYMBOLS_MIN: usize = 1 << 16;
 
+/// Columns of at most this many distinct values append a batch Rhizome by Rhizome (each
+/// Rhizome's ids of the batch at once) rather than row by row.
+const GROUPED_SYMBOLS_MAX: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct ColumnShard {
     pub(crate) dictionary: Dictionary,
@@ -143,10 +147,37 @@ impl ColumnShard {
             self.rhizomes.push();
         }
         debug_assert_eq!(self.rhizomes.len(), self.dictionary.symbol_count());
-        for (row, &symbol) in symbols.iter().enumerate() {
-            self.rhizomes.append(symbol, first + row as RecordId)?;
-            self.records.push(symbol);
+        let symbol_count = self.dictionary.symbol_count();
+        if symbol_count <= GROUPED_SYMBOLS_MAX && rows >= symbol_count {
+            // Few values: the rows' ids grouped by symbol (a counting sort), then each
+            // Rhizome's ids appended at once.
+            let mut ends = vec![0u32; symbol_count + 1];
+            for &symbol in &symbols {
+                ends[symbol as usize + 1] += 1;
+            }
+            for s in 1..ends.len() {
+                ends[s] += ends[s - 1];
+            }
+            let mut ids = vec![0 as RecordId; rows];
+            let mut next = ends.clone();
+            for (row, &symbol) in symbols.iter().enumerate() {
+                let at = &mut next[symbol as usize];
+                ids[*at as usize] = first + row as RecordId;
+                *at += 1;
+            }
+            for symbol in 0..symbol_count {
+                let (start, end) = (ends[symbol] as usize, ends[symbol + 1] as usize);
+                if start < end {
+                    self.rhizomes
+                        .append_many(symbol as Symbol, &ids[start..end])?;
+                }
+            }
+        } else {
+            for (row, &symbol) in symbols.iter().enumerate() {
+                self.rhizomes.append(symbol, first + row as RecordId)?;
+            }
         }
+        self.records.extend(&symbols);
         self.sync_values();
         Ok(())
     }

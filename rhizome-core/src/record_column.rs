@@ -88,6 +88,18 @@ impl RecordColumn {
         }
     }
 
+    /// Push every symbol of `symbols`.
+    pub fn extend(&mut self, symbols: &[Symbol]) {
+        if let Some(&max) = symbols.iter().max() {
+            self.widen_for(max);
+        }
+        match self {
+            RecordColumn::U8(v) => v.extend(symbols.iter().map(|&s| s as u8)),
+            RecordColumn::U16(v) => v.extend(symbols.iter().map(|&s| s as u16)),
+            RecordColumn::U32(v) => v.extend_from_slice(symbols),
+        }
+    }
+
     /// Widen the storage so that `symbol` fits.
     fn widen_for(&mut self, symbol: Symbol) {
         match self {

@@ -211,6 +211,30 @@ fn append_out_of_order_is_invalid() {
     ));
 }
 
+/// A chunk that is not strictly ascending, or that does not follow the last id, is an
+/// InvalidArgument error and appends nothing.
+#[test]
+fn append_many_out_of_order_is_invalid_and_appends_nothing() {
+    let mut arena = RhizomeArena::new(opts());
+    let r = arena.push();
+    arena.append_many(r, &[3, 5]).expect("ascending");
+    for bad in [&[5, 6][..], &[4][..], &[7, 9, 9][..], &[8, 7][..]] {
+        assert!(
+            matches!(
+                arena.append_many(r, bad),
+                Err(rhizome_core::Error::InvalidArgument(_))
+            ),
+            "{bad:?}"
+        );
+        assert_eq!(arena.get(r).iter().collect::<Vec<_>>(), vec![3, 5]);
+    }
+    arena.append_many(r, &[]).expect("nothing to append");
+    arena
+        .append_many(r, &[6, 100])
+        .expect("ascending after the last id");
+    assert_eq!(arena.get(r).iter().collect::<Vec<_>>(), vec![3, 5, 6, 100]);
+}
+
 // ---- generators -------------------------------------------------------------------------
 
 /// Strictly ascending ids mixing runs, small gaps, medium gaps, dense windows and huge gaps.
@@ -331,6 +355,33 @@ proptest! {
         prop_assert_eq!(arena.get(0).encoded_len(), bytes.len());
         let probes = probes_for(&ids, &[]);
         check_against_model(&arena, 0, &ids, &probes);
+    }
+
+    /// Appending in chunks (`append_many`) writes the same bytes as appending id by id, and
+    /// the Rhizome answers every query like the model.
+    #[test]
+    fn append_many_equals_appends(
+        ids in ascending_ids(),
+        chunks in prop::collection::vec(1usize..400, 1..40),
+        options in options(),
+    ) {
+        let mut arena = RhizomeArena::new(options);
+        let r = arena.push();
+        let mut rest = ids.as_slice();
+        for &chunk in chunks.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at(chunk.min(rest.len()));
+            arena.append_many(r, now).expect("ascending chunk");
+            rest = later;
+        }
+        let (mut chunked, mut one_by_one) = (Vec::new(), Vec::new());
+        arena.encode(&mut chunked);
+        arena_with(&ids, options).encode(&mut one_by_one);
+        prop_assert_eq!(chunked, one_by_one);
+        let probes = probes_for(&ids, &[]);
+        check_against_model(&arena, r, &ids, &probes);
     }
 
     /// After random single deletes and delete_many, every query equals the model.

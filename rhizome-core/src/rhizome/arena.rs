@@ -181,6 +181,52 @@ impl RhizomeArena {
         Ok(())
     }
 
+    /// Append `ids` (strictly ascending, all greater than the Rhizome's last id): one look-up
+    /// of the Rhizome and one capacity check for the lot. Nothing is appended on an error.
+    pub fn append_many(&mut self, r: RhizomeIndex, ids: &[RecordId]) -> Result<()> {
+        let index = self.index(r)?;
+        let Some(&first) = ids.first() else {
+            return Ok(());
+        };
+        let meta = &self.metas[index];
+        if meta.tail.count > 0 && first <= meta.tail.last {
+            return Err(Error::InvalidArgument(format!(
+                "append of id {first} to Rhizome {r} whose last id is {}",
+                meta.tail.last
+            )));
+        }
+        // Each id needs at most what it would alone after the one before it (converting a
+        // window to a bitmap block only ever shrinks the stream).
+        let mut tail = meta.tail;
+        let mut needed = meta.len as usize;
+        for &id in ids {
+            if tail.count > 0 && id <= tail.last {
+                return Err(Error::InvalidArgument(format!(
+                    "ids appended to Rhizome {r} are not ascending at {id}"
+                )));
+            }
+            needed += tail.append_len_max(id);
+            tail.count = 1;
+            tail.last = id;
+        }
+        self.ensure_capacity(index, needed)?;
+        let meta = &mut self.metas[index];
+        let region = &mut self.bytes[meta.offset..meta.offset + meta.capacity as usize];
+        let mut len = meta.len as usize;
+        for &id in ids {
+            append_id(
+                &mut meta.tail,
+                region,
+                &mut len,
+                id,
+                self.options.dense_blocks,
+                Some(&mut meta.skip),
+            );
+        }
+        meta.len = len as u32;
+        Ok(())
+    }
+
     /// Make room for `needed` bytes in Rhizome `index`'s region, moving it to the arena's end
     /// with doubled capacity when it outgrows its capacity.
     fn ensure_capacity(&mut self, index: usize, needed: usize) -> Result<()> {
