@@ -155,30 +155,9 @@ impl RhizomeArena {
     }
 
     /// Append `id`, which must be greater than the Rhizome's last id. O(1).
+    #[inline]
     pub fn append(&mut self, r: RhizomeIndex, id: RecordId) -> Result<()> {
-        let index = self.index(r)?;
-        let meta = &self.metas[index];
-        if meta.tail.count > 0 && id <= meta.tail.last {
-            return Err(Error::InvalidArgument(format!(
-                "append of id {id} to Rhizome {r} whose last id is {}",
-                meta.tail.last
-            )));
-        }
-        let needed = meta.len as usize + meta.tail.append_len_max(id);
-        self.ensure_capacity(index, needed)?;
-        let meta = &mut self.metas[index];
-        let region = &mut self.bytes[meta.offset..meta.offset + meta.capacity as usize];
-        let mut len = meta.len as usize;
-        append_id(
-            &mut meta.tail,
-            region,
-            &mut len,
-            id,
-            self.options.dense_blocks,
-            Some(&mut meta.skip),
-        );
-        meta.len = len as u32;
-        Ok(())
+        self.append_many(r, std::slice::from_ref(&id))
     }
 
     /// Append `ids` (strictly ascending, all greater than the Rhizome's last id): one look-up
