@@ -13,79 +13,22 @@ use std::time::{Duration, Instant};
 
 use rhizome_core::batch::ColumnBatch;
 use rhizome_core::query::{CompareOp, Condition};
-use rhizome_core::shard::{ColumnDef, Schema, ShardStore, StoreOptions};
-use rhizome_core::value::{DataType, Value};
+use rhizome_core::shard::{Schema, ShardStore, StoreOptions};
+use rhizome_core::value::Value;
+use tpch::{columns, schema_of};
 use tpchgen::generators::LineItemGenerator;
+
+mod tpch;
 
 /// Rows per batch (one Raft entry).
 const BATCH_ROWS: usize = 8192;
 /// Shards the rows are spread over, a batch at a time, as in the replicated benchmark.
 const SHARDS: usize = 8;
 
-fn columns() -> Vec<(&'static str, DataType)> {
-    let decimal = DataType::Decimal {
-        precision: 15,
-        scale: 2,
-    };
-    let text = |n| DataType::Text { max_chars: Some(n) };
-    vec![
-        ("l_orderkey", DataType::BigInt),
-        ("l_partkey", DataType::BigInt),
-        ("l_suppkey", DataType::BigInt),
-        ("l_linenumber", DataType::Int),
-        ("l_quantity", decimal),
-        ("l_extendedprice", decimal),
-        ("l_discount", decimal),
-        ("l_tax", decimal),
-        ("l_returnflag", text(1)),
-        ("l_linestatus", text(1)),
-        ("l_shipdate", DataType::Date),
-        ("l_commitdate", DataType::Date),
-        ("l_receiptdate", DataType::Date),
-        ("l_shipinstruct", text(25)),
-        ("l_shipmode", text(10)),
-        ("l_comment", text(44)),
-    ]
-}
-
-fn schema_of(columns: &[(&'static str, DataType)]) -> Schema {
-    Schema::new(
-        columns
-            .iter()
-            .map(|(name, data_type)| ColumnDef {
-                name: name.to_string(),
-                data_type: *data_type,
-                nullable: false,
-            })
-            .collect(),
-    )
-    .expect("lineitem schema is valid")
-}
-
 fn rows(scale_factor: f64) -> Vec<Vec<Value>> {
-    let decimal = |units: i64| Value::Decimal { units, scale: 2 };
     LineItemGenerator::new(scale_factor, 1, 1)
         .into_iter()
-        .map(|l| {
-            vec![
-                Value::Int(l.l_orderkey),
-                Value::Int(l.l_partkey),
-                Value::Int(l.l_suppkey),
-                Value::Int(i64::from(l.l_linenumber)),
-                decimal(l.l_quantity * 100),
-                decimal(l.l_extendedprice.0),
-                decimal(l.l_discount.0),
-                decimal(l.l_tax.0),
-                Value::Text(l.l_returnflag.to_string()),
-                Value::Text(l.l_linestatus.to_string()),
-                Value::Date(l.l_shipdate.to_unix_epoch()),
-                Value::Date(l.l_commitdate.to_unix_epoch()),
-                Value::Date(l.l_receiptdate.to_unix_epoch()),
-                Value::Text(l.l_shipinstruct.to_string()),
-                Value::Text(l.l_shipmode.to_string()),
-                Value::Text(l.l_comment.to_string()),
-            ]
-        })
+        .map(|l| tpch::row(&l))
         .collect()
 }
 

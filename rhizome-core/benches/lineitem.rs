@@ -15,9 +15,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use rhizome_core::query::{Aggregate, CompareOp, Condition, OrderBy, ShardQuery};
-use rhizome_core::shard::{ColumnDef, Schema, ShardStore, StoreOptions};
+use rhizome_core::shard::{Schema, ShardStore, StoreOptions};
 use rhizome_core::value::{DataType, Value};
 use tpchgen::generators::LineItemGenerator;
+
+mod tpch;
 
 /// Rows per insert batch (one Raft entry in the replicated store).
 const BATCH_ROWS: usize = 100_000;
@@ -33,40 +35,7 @@ const REFERENCES: [(&str, f64, f64); 6] = [
 ];
 
 fn schema() -> Schema {
-    let decimal = DataType::Decimal {
-        precision: 15,
-        scale: 2,
-    };
-    let text = |n| DataType::Text { max_chars: Some(n) };
-    let columns = [
-        ("l_orderkey", DataType::BigInt),
-        ("l_partkey", DataType::BigInt),
-        ("l_suppkey", DataType::BigInt),
-        ("l_linenumber", DataType::Int),
-        ("l_quantity", decimal),
-        ("l_extendedprice", decimal),
-        ("l_discount", decimal),
-        ("l_tax", decimal),
-        ("l_returnflag", text(1)),
-        ("l_linestatus", text(1)),
-        ("l_shipdate", DataType::Date),
-        ("l_commitdate", DataType::Date),
-        ("l_receiptdate", DataType::Date),
-        ("l_shipinstruct", text(25)),
-        ("l_shipmode", text(10)),
-        ("l_comment", text(44)),
-    ];
-    Schema::new(
-        columns
-            .iter()
-            .map(|(name, data_type)| ColumnDef {
-                name: name.to_string(),
-                data_type: *data_type,
-                nullable: false,
-            })
-            .collect(),
-    )
-    .expect("lineitem schema is valid")
+    tpch::schema_of(&tpch::columns())
 }
 
 fn text(s: &str) -> Value {
@@ -287,24 +256,7 @@ fn main() {
                 writeln!(out, "{}", tpchgen::csv::LineItemCsv::new(l.clone()))
                     .expect("write a CSV row");
             }
-            batch.push(vec![
-                Value::Int(l.l_orderkey),
-                Value::Int(l.l_partkey),
-                Value::Int(l.l_suppkey),
-                Value::Int(l.l_linenumber as i64),
-                cents(l.l_quantity * 100),
-                cents(l.l_extendedprice.0),
-                cents(l.l_discount.0),
-                cents(l.l_tax.0),
-                text(l.l_returnflag),
-                text(l.l_linestatus),
-                Value::Date(l.l_shipdate.to_unix_epoch()),
-                Value::Date(l.l_commitdate.to_unix_epoch()),
-                Value::Date(l.l_receiptdate.to_unix_epoch()),
-                text(l.l_shipinstruct),
-                text(l.l_shipmode),
-                text(l.l_comment),
-            ]);
+            batch.push(tpch::row(&l));
         }
         generate_time += start.elapsed();
         let start = Instant::now();
