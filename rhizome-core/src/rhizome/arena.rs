@@ -8,9 +8,11 @@
 //! ```
 //!
 //! A Rhizome's region holds `len` bytes of instructions and room up to `capacity`. When an
-//! append outgrows the capacity the region moves to the arena's end with doubled capacity (or
-//! grows in place when it already is the last region); the old region becomes garbage, which is
-//! squeezed out once it exceeds half of the arena.
+//! append outgrows the capacity the region grows in place if it is the arena's last, else it
+//! moves, its capacity doubled to a power of two, into an abandoned region of that size class
+//! or to the arena's end. The region left behind is garbage that the next Rhizome to grow to its
+//! size takes (columns of many values keep creating small Rhizomes); garbage is squeezed out
+//! once it exceeds half of the arena.
 //!
 //! Segment encoding ([`RhizomeArena::encode`]), all integers written as add codes (see
 //! `codec.rs`):
@@ -75,6 +77,9 @@ pub struct RhizomeArena {
     metas: Vec<Meta>,
     /// Bytes of abandoned regions inside `bytes`.
     garbage_bytes: usize,
+    /// Abandoned regions by size class: `free[k]` holds the offsets of regions of at least
+    /// 2^k bytes, which a Rhizome growing to 2^k bytes takes before the arena grows.
+    free: Vec<Vec<usize>>,
 }
 
 impl std::fmt::Debug for RhizomeArena {
@@ -122,6 +127,7 @@ impl RhizomeArena {
             bytes: Vec::new(),
             metas: Vec::new(),
             garbage_bytes: 0,
+            free: Vec::new(),
         }
     }
 
@@ -206,8 +212,10 @@ impl RhizomeArena {
         Ok(())
     }
 
-    /// Make room for `needed` bytes in Rhizome `index`'s region, moving it to the arena's end
-    /// with doubled capacity when it outgrows its capacity.
+    /// Make room for `needed` bytes in Rhizome `index`'s region. A region that outgrows its
+    /// capacity grows in place when it is the arena's last, else moves, with its capacity
+    /// doubled to a power of two, into an abandoned region of that size class or to the
+    /// arena's end; the region it leaves joins the free regions of its class.
     fn ensure_capacity(&mut self, index: usize, needed: usize) -> Result<()> {
         let meta = &self.metas[index];
         let capacity = meta.capacity as usize;
@@ -221,15 +229,43 @@ impl RhizomeArena {
         }
         let new_capacity = needed
             .max(capacity * 2)
-            .clamp(REGION_CAPACITY_MIN_BYTES, REGION_BYTES_MAX);
+            .max(REGION_CAPACITY_MIN_BYTES)
+            .checked_next_power_of_two()
+            .map_or(REGION_BYTES_MAX, |c| c.min(REGION_BYTES_MAX));
         let (offset, len) = (meta.offset, meta.len as usize);
         if offset + capacity == self.bytes.len() {
             self.bytes.resize(offset + new_capacity, 0);
         } else {
-            let new_offset = self.bytes.len();
-            self.bytes.extend_from_within(offset..offset + len);
-            self.bytes.resize(new_offset + new_capacity, 0);
-            self.garbage_bytes += capacity;
+            let reused = if new_capacity.is_power_of_two() {
+                self.free
+                    .get_mut(new_capacity.trailing_zeros() as usize)
+                    .and_then(Vec::pop)
+            } else {
+                None
+            };
+            let new_offset = match reused {
+                Some(free) => {
+                    self.bytes.copy_within(offset..offset + len, free);
+                    self.bytes[free + len..free + new_capacity].fill(0);
+                    self.garbage_bytes -= new_capacity;
+                    free
+                }
+                None => {
+                    let end = self.bytes.len();
+                    self.bytes.extend_from_within(offset..offset + len);
+                    self.bytes.resize(end + new_capacity, 0);
+                    end
+                }
+            };
+            if capacity > 0 {
+                // Filed under the largest class it can serve.
+                let class = capacity.ilog2() as usize;
+                if self.free.len() <= class {
+                    self.free.resize_with(class + 1, Vec::new);
+                }
+                self.free[class].push(offset);
+                self.garbage_bytes += capacity;
+            }
             self.metas[index].offset = new_offset;
         }
         self.metas[index].capacity = new_capacity as u32;
@@ -264,6 +300,7 @@ impl RhizomeArena {
         }
         self.bytes = bytes;
         self.garbage_bytes = 0;
+        self.free.clear();
     }
 
     /// A read-only view of Rhizome `r`.
@@ -680,5 +717,39 @@ impl RhizomeArena {
             return Err(corrupt("trailing bytes after the last Rhizome"));
         }
         Ok(arena)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_left_behind_is_taken_by_the_next_rhizome_of_its_size() {
+        // Proves: a region abandoned when its Rhizome moved is reused by another Rhizome
+        // growing to that size instead of growing the arena, and every Rhizome keeps its ids.
+        let mut arena = RhizomeArena::new(ArenaOptions::default());
+        let (a, b, c) = (arena.push(), arena.push(), arena.push());
+        arena.append(a, 1).expect("append");
+        arena.append(b, 1).expect("append");
+        let a_first = arena.metas[a as usize].offset;
+        // `a` outgrows its first region, which is not the arena's last: it moves.
+        for id in (10..80).step_by(10) {
+            arena.append(a, id).expect("append");
+        }
+        assert_ne!(arena.metas[a as usize].offset, a_first);
+        let size = arena.bytes.len();
+        arena.append(c, 7).expect("append");
+        assert_eq!(
+            arena.metas[c as usize].offset, a_first,
+            "c takes a's first region"
+        );
+        assert_eq!(arena.bytes.len(), size, "the arena did not grow");
+        assert_eq!(
+            arena.get(a).iter().collect::<Vec<_>>(),
+            vec![1, 10, 20, 30, 40, 50, 60, 70]
+        );
+        assert_eq!(arena.get(b).iter().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(arena.get(c).iter().collect::<Vec<_>>(), vec![7]);
     }
 }
