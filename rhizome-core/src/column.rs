@@ -9,7 +9,7 @@
 //! and then a random entry of a dictionary of megabytes. It is derived from the record column
 //! whenever records are appended or the column is loaded, so segment files do not change.
 
-use crate::batch::{BatchColumn, Cell};
+use crate::batch::{for_each_code, BatchColumn, Cell, CodedValues, NullMask};
 use crate::bytes::{ByteReader, ByteWriter};
 use crate::dictionary::{Dictionary, KeyRef, Symbol, NULL_SYMBOL};
 use crate::record_column::RecordColumn;
@@ -33,6 +33,27 @@ pub const VALUES_BY_RECORD_SYMBOLS_MIN: usize = 1 << 16;
 /// Columns of at most this many distinct values append a batch Rhizome by Rhizome (each
 /// Rhizome's ids of the batch at once) rather than row by row.
 const GROUPED_SYMBOLS_MAX: usize = 4096;
+
+/// Dictionaries of at most this many symbols check a batch's symbols for repeats with a
+/// bitmap over the symbols (128 KiB); larger ones sort them.
+const DISTINCT_BY_BITMAP_SYMBOLS_MAX: usize = 1 << 20;
+
+/// Whether `symbols` (each below `symbol_count`) holds no symbol twice.
+fn all_distinct(symbols: &[Symbol], symbol_count: usize) -> bool {
+    if symbol_count <= DISTINCT_BY_BITMAP_SYMBOLS_MAX {
+        let mut seen = vec![0u64; symbol_count.div_ceil(64)];
+        symbols.iter().all(|&s| {
+            let (word, bit) = (s as usize / 64, 1u64 << (s % 64));
+            let fresh = seen[word] & bit == 0;
+            seen[word] |= bit;
+            fresh
+        })
+    } else {
+        let mut sorted = symbols.to_vec();
+        sorted.sort_unstable();
+        sorted.windows(2).all(|w| w[0] != w[1])
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ColumnShard {
@@ -134,6 +155,16 @@ impl ColumnShard {
             self.records.len() as RecordId,
             "records are appended densely"
         );
+        if let BatchColumn::Coded {
+            values,
+            codes,
+            nulls,
+        } = column
+        {
+            if self.append_coded(first, values, codes, nulls, rows)? {
+                return Ok(());
+            }
+        }
         let keys: Vec<Option<KeyRef<'_>>> = (0..rows)
             .map(|row| match column.cell(row) {
                 Cell::Null => None,
@@ -180,6 +211,76 @@ impl ColumnShard {
         self.records.extend(&symbols);
         self.sync_values();
         Ok(())
+    }
+
+    /// Append a [coded](BatchColumn::Coded) column: each distinct value is looked up once,
+    /// the rows are grouped by code (a counting sort) and each Rhizome's ids appended at
+    /// once. Returns false when two of the values are equal (a batch no writer of ours
+    /// builds), having changed only the dictionary, and with the symbols the rows get
+    /// anyway: the caller then appends the column row by row.
+    fn append_coded(
+        &mut self,
+        first: RecordId,
+        values: &CodedValues,
+        codes: &[u8],
+        nulls: &NullMask,
+        rows: usize,
+    ) -> Result<bool> {
+        let keys: Vec<Option<KeyRef<'_>>> = (0..values.len())
+            .map(|i| match values.cell(i) {
+                Cell::Null => None,
+                Cell::Fixed(key) => Some(KeyRef::Fixed(key)),
+                Cell::Text(bytes) => Some(KeyRef::Text(bytes)),
+            })
+            .collect();
+        let mut value_symbols = Vec::new();
+        let new = self.dictionary.intern_many(&keys, &mut value_symbols)?;
+        for _ in 0..new {
+            self.rhizomes.push();
+        }
+        if new < values.len() && !all_distinct(&value_symbols, self.dictionary.symbol_count()) {
+            return Ok(false);
+        }
+        // Bucket 0 holds the NULL rows, bucket 1 + c the rows of code c.
+        let wide = values.wide_codes();
+        let has_nulls = nulls.has_any();
+        let bucket = |row: usize, code: usize| {
+            if has_nulls && nulls.is_null(row) {
+                0
+            } else {
+                code + 1
+            }
+        };
+        let mut starts = vec![0u32; values.len() + 2];
+        for_each_code(codes, wide, |row, code| starts[bucket(row, code) + 1] += 1);
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let mut ids = vec![0 as RecordId; rows];
+        let mut symbols = vec![NULL_SYMBOL; rows];
+        let mut next = starts.clone();
+        for_each_code(codes, wide, |row, code| {
+            let b = bucket(row, code);
+            ids[next[b] as usize] = first + row as RecordId;
+            next[b] += 1;
+            if b > 0 {
+                symbols[row] = value_symbols[b - 1];
+            }
+        });
+        for b in 0..=values.len() {
+            let (start, end) = (starts[b] as usize, starts[b + 1] as usize);
+            if start < end {
+                let symbol = if b == 0 {
+                    NULL_SYMBOL
+                } else {
+                    value_symbols[b - 1]
+                };
+                self.rhizomes.append_many(symbol, &ids[start..end])?;
+            }
+        }
+        self.records.extend(&symbols);
+        self.sync_values();
+        Ok(true)
     }
 
     /// Remove deleted records (ascending ids) from their Rhizomes.

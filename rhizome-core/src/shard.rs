@@ -111,7 +111,7 @@ impl StoreBytes {
 
 /// A [`ShardStore`] encoded in memory ([`ShardStore::image`]), to be written as its segment
 /// files by [`StoreImage::write_to`].
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct StoreImage {
     /// Each column's segment blocks, in column order.
     columns: Vec<[(&'static str, Vec<u8>); 2]>,
