@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p rhizome-core --bench column_ingest`; `RHIZOME_BENCH_SF` (default 1) sets the
 //! scale factor, `RHIZOME_BENCH_RUNS` (default 3) the runs of the whole load, of which the
-//! best is reported; `RHIZOME_BENCH_PER_COLUMN=0` skips the columns alone. Every run checks the stores' record counts and, per column, that every
+//! best is reported; `RHIZOME_BENCH_PER_COLUMN=0` skips the columns alone, and
+//! `RHIZOME_BENCH_ONLY=<column>` loads only that column, `RHIZOME_BENCH_RUNS` times (for
+//! profiles). Every run checks the stores' record counts and, per column, that every
 //! generated value counts its rows exactly (against counts taken from the generated rows).
 
 use std::collections::HashMap;
@@ -120,7 +122,8 @@ fn main() {
         bytes as f64 / n
     );
 
-    // RHIZOME_BENCH_ONLY=<column> loads that column alone (for profiling).
+    // RHIZOME_BENCH_ONLY=<column> loads that column alone, RHIZOME_BENCH_RUNS times (for
+    // profiling).
     let only = std::env::var("RHIZOME_BENCH_ONLY").ok();
     if only.is_none() {
         let mut best = Duration::MAX;
@@ -149,9 +152,17 @@ fn main() {
         }
         let one = schema_of(&[(name, *data_type)]);
         let batches = batches_of(&one, &rows, c);
-        let (took, stores) = load(&one, &batches);
-        check_counts(&stores, name, &rows, c);
-        let us = took.as_secs_f64() * 1e6 / n;
+        // A column picked alone is loaded `runs` times (the best counts), for profiles that
+        // the loads dominate.
+        let mut best = Duration::MAX;
+        for run in 0..if only.is_some() { runs } else { 1 } {
+            let (took, stores) = load(&one, &batches);
+            if run == 0 {
+                check_counts(&stores, name, &rows, c);
+            }
+            best = best.min(took);
+        }
+        let us = best.as_secs_f64() * 1e6 / n;
         sum += us;
         println!("{name:<18} {us:>7.3}   {:>8.0}", us * 1e3);
     }
