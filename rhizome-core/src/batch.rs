@@ -748,7 +748,9 @@ fn check_column(column: &BatchColumn, def: &crate::shard::ColumnDef, n: usize) -
 fn texts_delimited(bytes: &[u8], ends: &[u32], n: usize) -> bool {
     ends.len() == n
         && ends.windows(2).all(|w| w[0] <= w[1])
-        && ends.last().map_or(bytes.is_empty(), |&e| e as usize == bytes.len())
+        && ends
+            .last()
+            .map_or(bytes.is_empty(), |&e| e as usize == bytes.len())
 }
 
 /// Whether every text of a text column passes [`DataType::check_text`], checked over the

@@ -204,9 +204,7 @@ impl ColumnShard {
                 }
             }
         } else {
-            for (row, &symbol) in symbols.iter().enumerate() {
-                self.rhizomes.append(symbol, first + row as RecordId)?;
-            }
+            self.rhizomes.append_each(&symbols, first)?;
         }
         self.records.extend(&symbols);
         self.sync_values();

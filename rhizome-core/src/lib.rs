@@ -30,6 +30,7 @@ pub mod dictionary;
 pub mod durable;
 pub mod error;
 pub mod planner;
+pub mod prefetch;
 pub mod query;
 pub mod record_column;
 pub mod rhizome;

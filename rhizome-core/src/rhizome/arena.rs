@@ -28,8 +28,13 @@ use super::codec::{
 use super::reader::RhizomeRef;
 use super::skip::{SeekPoint, SkipIndex};
 use super::{ArenaOptions, ArenaStats, RecordId, RhizomeIndex};
+use crate::prefetch::prefetch;
 use crate::{Error, Result};
 
+/// Rows [`RhizomeArena::append_each`] prefetches the Rhizome entries of ahead of the one it
+/// appends, and the regions of (a region's address is in its entry, fetched earlier).
+const ENTRY_AHEAD: usize = 16;
+const REGION_AHEAD: usize = 8;
 /// First capacity given to a Rhizome's region.
 const REGION_CAPACITY_MIN_BYTES: usize = 4;
 /// Largest Rhizome region (offsets inside a Rhizome are u32).
@@ -164,6 +169,30 @@ impl RhizomeArena {
     #[inline]
     pub fn append(&mut self, r: RhizomeIndex, id: RecordId) -> Result<()> {
         self.append_many(r, std::slice::from_ref(&id))
+    }
+
+    /// Append id `first + i` to Rhizome `rhizomes[i]` for every `i`: a batch's rows to the
+    /// Rhizomes of their values, in a column of many values where most Rhizomes get one id
+    /// of the batch. The entries and regions of the rows ahead are prefetched so that their
+    /// cache misses overlap. Stops at the first error (an id not above its Rhizome's last),
+    /// with the rows before it appended.
+    pub fn append_each(&mut self, rhizomes: &[RhizomeIndex], first: RecordId) -> Result<()> {
+        for (i, &r) in rhizomes.iter().enumerate() {
+            if let Some(&ahead) = rhizomes.get(i + ENTRY_AHEAD) {
+                if let Some(meta) = self.metas.get(ahead as usize) {
+                    prefetch(meta);
+                }
+            }
+            if let Some(&ahead) = rhizomes.get(i + REGION_AHEAD) {
+                if let Some(meta) = self.metas.get(ahead as usize) {
+                    if let Some(next_byte) = self.bytes.get(meta.offset + meta.len as usize) {
+                        prefetch(next_byte);
+                    }
+                }
+            }
+            self.append(r, first + i as RecordId)?;
+        }
+        Ok(())
     }
 
     /// Append `ids` (strictly ascending, all greater than the Rhizome's last id): one look-up
