@@ -6,18 +6,19 @@
 //!
 //! Values are stored as their order-preserving key ([`DataType::key`]) for fixed-width types,
 //! or as UTF-8 bytes in one arena for text — no allocation per value. Equality lookup is a
-//! hash table of symbols; ranges use *sorted runs*: the first range query after new values
+//! hash table of symbols (`symbol_index.rs`); ranges use *sorted runs*: the first range query after new values
 //! arrived (or [`Dictionary::seal`]) sorts the symbols added since the last sort into a run,
 //! and runs of similar length are merged, so the total sorting work stays O(n log n) however
 //! the values arrive, and a range lookup is a binary search per run (O(log² n)). Appends
 //! alone never sort.
 
-use hashbrown::HashTable;
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use crate::bytes::{ByteReader, ByteWriter};
+use crate::prefetch::prefetch;
+use crate::symbol_index::{Probe, SymbolIndex};
 use crate::value::{DataType, LikePattern, Value};
 use crate::{Error, Result};
 
@@ -50,7 +51,7 @@ pub struct Dictionary {
     data_type: DataType,
     keys: Keys,
     /// Symbols by hash of their key (NULL is not in it).
-    index: HashTable<Slot>,
+    index: SymbolIndex,
     /// The non-NULL symbols in value order, sorted when a range query needs them.
     ordered: OrderedIndex,
     hasher: FixedState,
@@ -150,7 +151,7 @@ impl Dictionary {
         Dictionary {
             data_type,
             keys,
-            index: HashTable::new(),
+            index: SymbolIndex::default(),
             ordered: OrderedIndex::default(),
             hasher: FixedState::default(),
         }
@@ -222,7 +223,7 @@ impl Dictionary {
         }
     }
 
-    fn hash_key(&self, key: KeyRef<'_>) -> u64 {
+    fn hash_key(&self, key: KeyRef<'_>) -> u32 {
         hash_of(&self.hasher, key)
     }
 
@@ -251,119 +252,103 @@ impl Dictionary {
     /// checked against the type), adding it when new. Returns `(symbol, is_new)`.
     pub fn intern_key(&mut self, key: KeyRef<'_>) -> Result<(Symbol, bool)> {
         let hash = self.hash_key(key);
-        if let Some(symbol) = self.lookup_hashed(hash, key) {
-            return Ok((symbol, false));
+        self.index.reserve(1);
+        match self.index.probe(hash, |s| key_in(&self.keys, s) == key) {
+            Probe::Found(symbol) => Ok((symbol, false)),
+            Probe::Vacant(at) => {
+                let symbol = self.push_key(key)?;
+                self.index.insert_at(at, hash, symbol);
+                Ok((symbol, true))
+            }
         }
-        let symbol = self.push_key(key)?;
-        self.index
-            .insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
-        Ok((symbol, true))
     }
 
     /// The symbols of a batch's keys (`None` is NULL), adding new values in the order they
     /// first appear: the same symbols as [`Dictionary::intern_key`] one key after another.
     /// Writes one symbol per key into `symbols` and returns how many symbols are new.
     ///
-    /// A big index is probed in the order of the keys' buckets rather than row by row, and
-    /// the new keys are inserted in that order too: a batch then walks the table's memory
-    /// forward (which the CPU prefetches) instead of missing the cache on most keys. A key
-    /// equal to the row before it reuses its symbol without a look-up.
+    /// Every key is hashed first; then, row by row, the index slot where a key's probe
+    /// starts is prefetched [`HOME_AHEAD`] rows ahead, and the value that slot names (most
+    /// often the key's own) [`VALUE_AHEAD`] rows ahead, so that the cache misses of a big
+    /// dictionary overlap. A key equal to the row before it reuses its symbol without a
+    /// look-up.
     pub fn intern_many(
         &mut self,
         keys: &[Option<KeyRef<'_>>],
         symbols: &mut Vec<Symbol>,
     ) -> Result<usize> {
-        const UNKNOWN: Symbol = Symbol::MAX;
-        const AS_BEFORE: Symbol = Symbol::MAX - 1;
         let n = keys.len();
         symbols.clear();
         symbols.resize(n, NULL_SYMBOL);
-        let mut hashes = vec![0u64; n];
-        let mut probes: Vec<u64> = Vec::with_capacity(n);
-        for (row, key) in keys.iter().enumerate() {
-            let Some(key) = *key else { continue };
+        let hashes: Vec<u32> = keys
+            .iter()
+            .map(|key| key.map_or(0, |key| self.hash_key(key)))
+            .collect();
+        // No growth during the batch: the slots prefetched stay where they are.
+        self.index.reserve(n);
+        let mut new = 0;
+        for row in 0..n {
+            if let Some(Some(_)) = keys.get(row + HOME_AHEAD) {
+                if let Some(home) = self.index.home(hashes[row + HOME_AHEAD]) {
+                    prefetch(home);
+                }
+            }
+            if let Some(Some(_)) = keys.get(row + VALUE_AHEAD) {
+                self.prefetch_candidate(hashes[row + VALUE_AHEAD]);
+            }
+            let Some(key) = keys[row] else { continue };
             if row > 0 && keys[row - 1] == Some(key) {
-                symbols[row] = AS_BEFORE;
+                symbols[row] = symbols[row - 1];
                 continue;
             }
-            hashes[row] = self.hash_key(key);
-            symbols[row] = UNKNOWN;
-            probes.push(row as u64);
-        }
-        let in_bucket_order = self.index.len() >= BUCKET_ORDER_MIN;
-        if in_bucket_order {
-            let mask = bucket_mask_of(&self.index);
-            for probe in &mut probes {
-                let row = *probe as usize;
-                *probe |= (hashes[row] & mask) << 32;
-            }
-            probes.sort_unstable();
-        }
-        for &probe in &probes {
-            let row = probe as u32 as usize;
-            let key = keys[row].expect("probed keys are not NULL");
-            if let Some(symbol) = self.lookup_hashed(hashes[row], key) {
-                symbols[row] = symbol;
-            }
-        }
-        // New values, in row order; repeats within the batch are found in `fresh`.
-        let mut fresh: HashTable<Slot> = HashTable::new();
-        let mut added: Vec<u64> = Vec::new();
-        for row in 0..n {
-            match symbols[row] {
-                AS_BEFORE => symbols[row] = symbols[row - 1],
-                UNKNOWN => {
-                    let key = keys[row].expect("unknown keys are not NULL");
-                    let hash = hashes[row];
-                    if let Some(slot) =
-                        fresh.find(hash, |slot| key_in(&self.keys, slot.symbol) == key)
-                    {
-                        symbols[row] = slot.symbol;
-                        continue;
-                    }
+            let hash = hashes[row];
+            symbols[row] = match self.index.probe(hash, |s| key_in(&self.keys, s) == key) {
+                Probe::Found(symbol) => symbol,
+                Probe::Vacant(at) => {
                     let symbol = self.push_key(key)?;
-                    fresh.insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
-                    added.push(row as u64);
-                    symbols[row] = symbol;
+                    self.index.insert_at(at, hash, symbol);
+                    new += 1;
+                    symbol
                 }
-                _ => {}
+            };
+        }
+        Ok(new)
+    }
+
+    /// Prefetch the value that the slot where `hash`'s probe starts names, when that slot
+    /// holds the same hash (the slot itself was prefetched earlier).
+    #[inline]
+    fn prefetch_candidate(&self, hash: u32) {
+        let Some(&slot) = self.index.home(hash) else {
+            return;
+        };
+        if slot == 0 || (slot >> 32) as u32 != hash {
+            return;
+        }
+        let symbol = slot as Symbol as usize;
+        match &self.keys {
+            Keys::Fixed(keys) => {
+                if let Some(key) = keys.get(symbol) {
+                    prefetch(key);
+                }
+            }
+            Keys::Text { bytes, ends } => {
+                if let Some(&end) = ends.get(symbol) {
+                    prefetch(&ends[symbol]);
+                    // The text ends at `end` and is usually short: its last byte's line is
+                    // most often its first's.
+                    if let Some(last) = bytes.get((end as usize).saturating_sub(1)) {
+                        prefetch(last);
+                    }
+                }
             }
         }
-        let index = &mut self.index;
-        index.reserve(added.len(), Slot::table_hash);
-        if in_bucket_order {
-            let mask = bucket_mask_of(index);
-            for entry in &mut added {
-                let row = *entry as usize;
-                *entry |= (hashes[row] & mask) << 32;
-            }
-            added.sort_unstable();
-        }
-        for &entry in &added {
-            let row = entry as u32 as usize;
-            let symbol = symbols[row];
-            index.insert_unique(
-                hashes[row],
-                Slot::new(symbol, hashes[row]),
-                Slot::table_hash,
-            );
-        }
-        Ok(added.len())
     }
 
     /// The symbol of `key`, whose hash is `hash`, if the index holds it.
     #[inline]
-    fn lookup_hashed(&self, hash: u64, key: KeyRef<'_>) -> Option<Symbol> {
-        match (&self.keys, key) {
-            (Keys::Fixed(keys), KeyRef::Fixed(k)) => self
-                .index
-                .find(hash, |slot| keys[slot.symbol as usize] == k),
-            (Keys::Text { bytes, ends }, KeyRef::Text(t)) => self
-                .index
-                .find(hash, |slot| text_in(bytes, ends, slot.symbol) == t),
-            _ => None,
-        }
-        .map(|slot| slot.symbol)
+    fn lookup_hashed(&self, hash: u32, key: KeyRef<'_>) -> Option<Symbol> {
+        self.index.find(hash, |s| key_in(&self.keys, s) == key)
     }
 
     /// Store a new key as the next symbol (not yet in the index nor in `unsorted`).
@@ -470,7 +455,7 @@ impl Dictionary {
             .iter()
             .map(|r| r.capacity() * 4)
             .sum();
-        (keys + self.index.capacity() * (std::mem::size_of::<Slot>() + 1) + sorted) as u64
+        (keys + self.index.capacity() * 8 + sorted) as u64
     }
 
     /// Serialise into a segment block. The hash index and the runs are rebuilt on load.
@@ -549,18 +534,22 @@ impl Dictionary {
             }
         }
         let symbol_count = dictionary.symbol_count() as Symbol;
+        dictionary.index.reserve(symbol_count as usize);
         for symbol in 1..symbol_count {
             let key = dictionary.key(symbol);
-            if dictionary.lookup_key(key).is_some() {
-                return Err(Error::corrupt(
-                    "dictionary",
-                    format!("value of symbol {symbol} appears twice"),
-                ));
-            }
             let hash = dictionary.hash_key(key);
-            dictionary
+            match dictionary
                 .index
-                .insert_unique(hash, Slot::new(symbol, hash), Slot::table_hash);
+                .probe(hash, |s| key_in(&dictionary.keys, s) == key)
+            {
+                Probe::Found(_) => {
+                    return Err(Error::corrupt(
+                        "dictionary",
+                        format!("value of symbol {symbol} appears twice"),
+                    ))
+                }
+                Probe::Vacant(at) => dictionary.index.insert_at(at, hash, symbol),
+            }
         }
         Ok(dictionary)
     }
@@ -616,16 +605,10 @@ fn key_in(keys: &Keys, symbol: Symbol) -> KeyRef<'_> {
     }
 }
 
-/// Index sizes from which [`Dictionary::intern_many`] probes in bucket order (smaller ones
-/// stay in the CPU's caches, and sorting would only cost).
-const BUCKET_ORDER_MIN: usize = 1 << 14;
-
-/// The bucket mask of a hash table (where a hash's probe starts is `hash & mask`): tables
-/// of 8 buckets and more hold 7/8 of their buckets.
-fn bucket_mask_of(index: &HashTable<Slot>) -> u64 {
-    let buckets = (index.capacity() / 7 * 8).max(1).next_power_of_two();
-    (buckets - 1) as u64
-}
+/// Rows ahead of the one being interned whose index slot is prefetched, and whose
+/// candidate value (named by that slot, which has arrived by then) is.
+const HOME_AHEAD: usize = 16;
+const VALUE_AHEAD: usize = 8;
 
 /// The text of `symbol` in a text dictionary's bytes and ends.
 #[inline]
@@ -635,45 +618,15 @@ fn text_in<'a>(bytes: &'a [u8], ends: &[u64], symbol: Symbol) -> &'a [u8] {
     &bytes[start..ends[s] as usize]
 }
 
-/// The hash of a key in the index, of the number or of the text's bytes, folded to 32 bits
-/// (what a [`Slot`] keeps) and spread over 64 ([`Slot::table_hash`]).
+/// The hash of a key in the index, of the number or of the text's bytes, folded to the 32
+/// bits the index keeps.
 #[inline]
-fn hash_of(hasher: &FixedState, key: KeyRef<'_>) -> u64 {
+fn hash_of(hasher: &FixedState, key: KeyRef<'_>) -> u32 {
     let full = match key {
         KeyRef::Fixed(k) => hasher.hash_one(k),
         KeyRef::Text(t) => hasher.hash_one(t),
     };
-    spread((full ^ (full >> 32)) as u32)
-}
-
-/// A 32-bit hash as the table's 64-bit one: the table takes a probe's start from the low
-/// bits and the tag it filters on from the top 7, so both come from the 32 bits.
-#[inline]
-fn spread(hash: u32) -> u64 {
-    u64::from(hash) | u64::from(hash) << 32
-}
-
-/// An entry of the hash index: a symbol and its key's hash, so growing the table rehashes
-/// from the entries alone instead of reading (and missing the cache on) every key.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    symbol: Symbol,
-    hash: u32,
-}
-
-impl Slot {
-    #[inline]
-    fn new(symbol: Symbol, hash: u64) -> Slot {
-        Slot {
-            symbol,
-            hash: hash as u32,
-        }
-    }
-
-    #[inline]
-    fn table_hash(&self) -> u64 {
-        spread(self.hash)
-    }
+    (full ^ (full >> 32)) as u32
 }
 
 /// A text's first 8 bytes (zero-padded) as a big-endian number: ordered like the texts
@@ -830,8 +783,8 @@ mod tests {
 
     #[test]
     fn intern_many_on_a_big_index_matches_one_by_one() {
-        // Past BUCKET_ORDER_MIN, so that probes and inserts go in bucket order: keys drawn
-        // from a range about twice the batch, runs of equal keys, NULLs.
+        // Batches of thousands of keys, with their prefetches ahead: keys drawn from a range
+        // about twice the batch, runs of equal keys, NULLs.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;

@@ -36,6 +36,7 @@ pub mod record_column;
 pub mod rhizome;
 pub mod segment;
 pub mod shard;
+mod symbol_index;
 pub mod value;
 
 pub use error::{Error, Result};
