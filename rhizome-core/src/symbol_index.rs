@@ -121,7 +121,13 @@ impl SymbolIndex {
         while needed >= slots / LOAD_DENOMINATOR * LOAD_NUMERATOR {
             slots *= 2;
         }
-        let old = std::mem::replace(&mut self.slots, vec![0; slots]);
+        // Zeroed by writing rather than by `vec![0; n]`: calloc maps the zero page, which
+        // the probes below would read and then fault on a second time, with a TLB flush
+        // on every core, when they write. (The fill value is opaque to the compiler, which
+        // would otherwise turn the writes back into calloc.)
+        let mut fresh = Vec::with_capacity(slots);
+        fresh.resize(slots, std::hint::black_box(0));
+        let old = std::mem::replace(&mut self.slots, fresh);
         let mask = slots - 1;
         for slot in old.into_iter().filter(|&s| s != 0) {
             let mut at = (slot >> 32) as usize & mask;
