@@ -58,6 +58,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    node::allocator::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -59,6 +59,7 @@
 //!   `rand::thread_rng` itself; [`app::RaftSettings::election_timeout_seed`] pins each
 //!   group's timeout to a value derived from a seed instead.
 
+pub mod allocator;
 pub mod app;
 pub mod blocking;
 #[cfg(feature = "canary")]
