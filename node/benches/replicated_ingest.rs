@@ -7,8 +7,9 @@
 //!
 //! Rows are generated in-process with `tpchgen` and encoded before the clock starts (so the
 //! figure is the cluster's, not the generator's), split round-robin over the table's 8 shards
-//! (`lineitem` has no primary key) in batches of [`BATCH_ROWS`], and sent by one writer per
-//! shard. Phases:
+//! (`lineitem` has no primary key) in batches of [`BATCH_ROWS`], and sent by [`IN_FLIGHT`]
+//! writers per shard (`RHIZOME_BENCH_IN_FLIGHT=N` for another count; writer `k` of a shard
+//! sends its batches `k`, `k + N`, …). Phases:
 //!
 //! 1. all three nodes up: ingest [`PHASE_ONE_FRACTION`] of the rows → rows/s;
 //! 2. SIGKILL node 3; ingest the rest on two nodes → rows/s;
@@ -42,6 +43,9 @@ const SHARDS: u32 = 8;
 const REPLICAS: u32 = 3;
 /// Rows per insert batch (one Raft entry).
 const BATCH_ROWS: usize = 8_192;
+/// Batches in flight per shard: one writer each, one batch at a time (two, with the apply
+/// as cheap as it is now, give the same rate; they did help when it cost twice as much).
+const IN_FLIGHT: usize = 1;
 /// Share of the rows ingested while all nodes are up.
 const PHASE_ONE_FRACTION: f64 = 0.8;
 /// Bound on waiting for the restarted node to catch up.
@@ -279,30 +283,42 @@ fn generate(scale_factor: f64) -> (Vec<Vec<Bytes>>, u64) {
     (per_shard, rows)
 }
 
-/// Send `batches[shard][range]` with one writer per shard; returns rows sent.
+/// Batches in flight per shard (`RHIZOME_BENCH_IN_FLIGHT`, default [`IN_FLIGHT`]).
+fn in_flight() -> usize {
+    std::env::var("RHIZOME_BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(IN_FLIGHT)
+}
+
+/// Send `batches[shard][range]` with [`in_flight`] writers per shard; returns rows sent.
 async fn ingest(client: &Arc<Client>, batches: &Arc<Vec<Vec<Bytes>>>, fraction: (f64, f64)) -> u64 {
     let mut writers = Vec::new();
+    let in_flight = in_flight();
     for shard in 0..SHARDS {
-        let client = client.clone();
-        let batches = batches.clone();
-        writers.push(tokio::spawn(async move {
-            let mine = &batches[shard as usize];
-            let from = (mine.len() as f64 * fraction.0) as usize;
-            let to = (mine.len() as f64 * fraction.1) as usize;
-            let key = ShardKey::new("lineitem", shard);
-            let mut rows = 0;
-            for encoded in &mine[from..to] {
-                let batch = client.next_batch();
-                let outcome = if by_column() {
-                    client.insert_columns(&key, batch, encoded.clone()).await
-                } else {
-                    client.insert_encoded(&key, batch, encoded.clone()).await
+        for lane in 0..in_flight {
+            let client = client.clone();
+            let batches = batches.clone();
+            writers.push(tokio::spawn(async move {
+                let mine = &batches[shard as usize];
+                let from = (mine.len() as f64 * fraction.0) as usize;
+                let to = (mine.len() as f64 * fraction.1) as usize;
+                let key = ShardKey::new("lineitem", shard);
+                let mut rows = 0;
+                for encoded in mine[from..to].iter().skip(lane).step_by(in_flight) {
+                    let batch = client.next_batch();
+                    let outcome = if by_column() {
+                        client.insert_columns(&key, batch, encoded.clone()).await
+                    } else {
+                        client.insert_encoded(&key, batch, encoded.clone()).await
+                    }
+                    .expect("batch acknowledged");
+                    rows += outcome.count;
                 }
-                .expect("batch acknowledged");
-                rows += outcome.count;
-            }
-            rows
-        }));
+                rows
+            }));
+        }
     }
     let mut rows = 0;
     for writer in writers {
@@ -326,12 +342,13 @@ async fn main() {
     let (batches, total_rows) = generate(scale_factor);
     let batches = Arc::new(batches);
     println!(
-        "batches travel {}",
+        "batches travel {}, {} in flight per shard",
         if by_column() {
             "by column"
         } else {
             "as bincode rows"
-        }
+        },
+        in_flight()
     );
     println!(
         "generated lineitem SF {scale_factor}: {total_rows} rows in {} batches of {BATCH_ROWS} in {:.1} s",
