@@ -107,6 +107,37 @@ pub fn for_each_code(codes: &[u8], wide: bool, mut f: impl FnMut(usize, usize)) 
     }
 }
 
+/// Each row's code: the rank of its value's first use among the rows that are not NULL (0
+/// for NULL rows); `first_use` is called with each distinct value in that order. `None`
+/// when there are more than `limit` distinct values.
+fn first_use_codes<K: std::hash::Hash + Eq>(
+    rows: usize,
+    nulls: &NullMask,
+    limit: usize,
+    key_of: impl Fn(usize) -> K,
+    mut first_use: impl FnMut(&K),
+) -> Option<Vec<u32>> {
+    let mut seen: hashbrown::HashMap<K, u32, foldhash::fast::FixedState> =
+        hashbrown::HashMap::default();
+    let mut codes = Vec::with_capacity(rows);
+    for row in 0..rows {
+        if nulls.is_null(row) {
+            codes.push(0);
+            continue;
+        }
+        let next = seen.len() as u32;
+        let code = *seen.entry(key_of(row)).or_insert_with_key(|key| {
+            first_use(key);
+            next
+        });
+        if seen.len() > limit {
+            return None;
+        }
+        codes.push(code);
+    }
+    Some(codes)
+}
+
 #[inline]
 fn text_at<'a>(bytes: &'a [u8], ends: &[u32], row: usize) -> &'a [u8] {
     let start = if row == 0 { 0 } else { ends[row - 1] as usize };
@@ -205,61 +236,35 @@ impl BatchColumn {
             return None;
         }
         let limit = (rows / 2).min(CODED_VALUES_MAX);
-        let mut codes: Vec<u32> = Vec::with_capacity(rows);
-        let (values, nulls) = match self {
+        let (values, codes, nulls) = match self {
             BatchColumn::Fixed { keys, nulls } => {
-                let mut seen: hashbrown::HashMap<i64, u32, foldhash::fast::FixedState> =
-                    hashbrown::HashMap::default();
                 let mut values = Vec::new();
-                for (row, &key) in keys.iter().enumerate() {
-                    if nulls.is_null(row) {
-                        codes.push(0);
-                        continue;
-                    }
-                    let next = values.len() as u32;
-                    let code = *seen.entry(key).or_insert(next);
-                    if code == next {
-                        if values.len() == limit {
-                            return None;
-                        }
-                        values.push(key);
-                    }
-                    codes.push(code);
-                }
-                (CodedValues::Fixed(values), nulls.clone())
+                let codes =
+                    first_use_codes(rows, nulls, limit, |row| keys[row], |&key| values.push(key))?;
+                (CodedValues::Fixed(values), codes, nulls)
             }
             BatchColumn::Text { bytes, ends, nulls } => {
-                let mut seen: hashbrown::HashMap<&[u8], u32, foldhash::fast::FixedState> =
-                    hashbrown::HashMap::default();
                 let mut value_bytes = Vec::new();
                 let mut value_ends = Vec::new();
-                for row in 0..ends.len() {
-                    if nulls.is_null(row) {
-                        codes.push(0);
-                        continue;
-                    }
-                    let text = text_at(bytes, ends, row);
-                    let next = value_ends.len() as u32;
-                    let code = *seen.entry(text).or_insert(next);
-                    if code == next {
-                        if value_ends.len() == limit {
-                            return None;
-                        }
+                let codes = first_use_codes(
+                    rows,
+                    nulls,
+                    limit,
+                    |row| text_at(bytes, ends, row),
+                    |text| {
                         value_bytes.extend_from_slice(text);
                         value_ends.push(value_bytes.len() as u32);
-                    }
-                    codes.push(code);
-                }
-                (
-                    CodedValues::Text {
-                        bytes: value_bytes,
-                        ends: value_ends,
                     },
-                    nulls.clone(),
-                )
+                )?;
+                let values = CodedValues::Text {
+                    bytes: value_bytes,
+                    ends: value_ends,
+                };
+                (values, codes, nulls)
             }
             BatchColumn::Coded { .. } => return None,
         };
+        let nulls = nulls.clone();
         if values.is_empty() {
             return None;
         }

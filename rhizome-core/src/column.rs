@@ -165,18 +165,7 @@ impl ColumnShard {
                 return Ok(());
             }
         }
-        let keys: Vec<Option<KeyRef<'_>>> = (0..rows)
-            .map(|row| match column.cell(row) {
-                Cell::Null => None,
-                Cell::Fixed(key) => Some(KeyRef::Fixed(key)),
-                Cell::Text(bytes) => Some(KeyRef::Text(bytes)),
-            })
-            .collect();
-        let mut symbols = Vec::new();
-        let new = self.dictionary.intern_many(&keys, &mut symbols)?;
-        for _ in 0..new {
-            self.rhizomes.push();
-        }
+        let symbols = self.intern_cells((0..rows).map(|row| column.cell(row)))?.0;
         debug_assert_eq!(self.rhizomes.len(), self.dictionary.symbol_count());
         let symbol_count = self.dictionary.symbol_count();
         if symbol_count <= GROUPED_SYMBOLS_MAX && rows >= symbol_count {
@@ -211,6 +200,27 @@ impl ColumnShard {
         Ok(())
     }
 
+    /// The symbols of cells (NULL's for NULL), with an empty Rhizome made for each new
+    /// value; returns them and how many are new.
+    fn intern_cells<'c>(
+        &mut self,
+        cells: impl Iterator<Item = Cell<'c>>,
+    ) -> Result<(Vec<Symbol>, usize)> {
+        let keys: Vec<Option<KeyRef<'_>>> = cells
+            .map(|cell| match cell {
+                Cell::Null => None,
+                Cell::Fixed(key) => Some(KeyRef::Fixed(key)),
+                Cell::Text(bytes) => Some(KeyRef::Text(bytes)),
+            })
+            .collect();
+        let mut symbols = Vec::new();
+        let new = self.dictionary.intern_many(&keys, &mut symbols)?;
+        for _ in 0..new {
+            self.rhizomes.push();
+        }
+        Ok((symbols, new))
+    }
+
     /// Append a [coded](BatchColumn::Coded) column: each distinct value is looked up once,
     /// the rows are grouped by code (a counting sort) and each Rhizome's ids appended at
     /// once. Returns false when two of the values are equal (a batch no writer of ours
@@ -224,18 +234,7 @@ impl ColumnShard {
         nulls: &NullMask,
         rows: usize,
     ) -> Result<bool> {
-        let keys: Vec<Option<KeyRef<'_>>> = (0..values.len())
-            .map(|i| match values.cell(i) {
-                Cell::Null => None,
-                Cell::Fixed(key) => Some(KeyRef::Fixed(key)),
-                Cell::Text(bytes) => Some(KeyRef::Text(bytes)),
-            })
-            .collect();
-        let mut value_symbols = Vec::new();
-        let new = self.dictionary.intern_many(&keys, &mut value_symbols)?;
-        for _ in 0..new {
-            self.rhizomes.push();
-        }
+        let (value_symbols, new) = self.intern_cells((0..values.len()).map(|i| values.cell(i)))?;
         if new < values.len() && !all_distinct(&value_symbols, self.dictionary.symbol_count()) {
             return Ok(false);
         }
