@@ -131,6 +131,9 @@ fn main() {
             let (took, stores) = load(&schema, &batches);
             let records: u64 = stores.iter().map(ShardStore::record_count).sum();
             assert_eq!(records, rows.len() as u64, "every row is a record");
+            if best == Duration::MAX {
+                print_memory(&stores, &columns, n);
+            }
             drop(stores);
             best = best.min(took);
         }
@@ -167,6 +170,41 @@ fn main() {
         println!("{name:<18} {us:>7.3}   {:>8.0}", us * 1e3);
     }
     println!("{:<18} {sum:>7.3}", "sum of columns");
+}
+
+/// What the stores hold in memory, per column summed over the shards: bytes per row of the
+/// dictionaries, the Rhizomes (arenas and their entries) and the values by record, and the
+/// Rhizomes per row (a replica holds all of it).
+fn print_memory(stores: &[ShardStore], columns: &[(&str, rhizome_core::value::DataType)], n: f64) {
+    println!("\nin memory, B/row     dictionary   rhizomes    records     values  rhizomes/row");
+    let mut total = 0;
+    for (c, (name, _)) in columns.iter().enumerate() {
+        let (mut dictionary, mut rhizomes, mut records, mut values, mut count) = (0, 0, 0, 0, 0);
+        for store in stores {
+            let column = store.column(c);
+            let bytes = column.bytes();
+            dictionary += bytes.dictionary;
+            rhizomes += bytes.rhizomes;
+            records += bytes.records;
+            values += bytes.values;
+            count += column.dictionary().symbol_count();
+            total += bytes.total();
+        }
+        let per = |x: u64| x as f64 / n;
+        println!(
+            "{name:<18} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>13.3}",
+            per(dictionary),
+            per(rhizomes),
+            per(records),
+            per(values),
+            count as f64 / n
+        );
+    }
+    println!(
+        "total: {:.1} B/row, {:.0} MiB",
+        total as f64 / n,
+        total as f64 / (1 << 20) as f64
+    );
 }
 
 fn batches_of(schema: &Schema, rows: &[Vec<Value>], c: usize) -> Vec<Vec<Vec<u8>>> {
