@@ -67,6 +67,9 @@ pub struct RaftSettings {
     /// Serve linearizable reads under the leader's lease ([`crate::lease`]) when a quorum
     /// acknowledged it recently, instead of a round of messages per read.
     pub lease_reads: bool,
+    /// Bytes of a shard group's newest log entries kept decoded in memory (older ones are
+    /// read back from the log file when asked for); a node holds this much per group.
+    pub log_cache_bytes: u64,
 }
 
 impl Default for RaftSettings {
@@ -83,6 +86,7 @@ impl Default for RaftSettings {
             append_entries_max: 2,
             election_timeout_seed: None,
             lease_reads: true,
+            log_cache_bytes: crate::log_store::ENTRY_CACHE_BYTES,
         }
     }
 }
@@ -320,13 +324,14 @@ impl Node {
         let (log, sm) = {
             let (dirs, schema) = (dirs.clone(), spec.schema.clone());
             let snapshot_log_bytes_min = self.config.raft.snapshot_log_bytes_min;
+            let log_cache_bytes = self.config.raft.log_cache_bytes;
             crate::blocking::run(move || {
                 let storage = |e: openraft::StorageError<NodeId>| Error::Io {
                     path: dirs.first().display().to_string(),
                     source: std::io::Error::other(e.to_string()),
                 };
                 Ok::<_, Error>((
-                    LogStore::open(dirs.first()).map_err(storage)?,
+                    LogStore::open_with_cache(dirs.first(), log_cache_bytes).map_err(storage)?,
                     ShardStateMachine::open(dirs.clone(), schema, snapshot_log_bytes_min)
                         .map_err(storage)?,
                 ))

@@ -18,7 +18,7 @@
 //! the page cache may have dropped the data, so nothing written after it can be trusted.
 //!
 //! Memory: the newest entries are kept decoded, up to a budget of bytes per group
-//! ([`ENTRY_CACHE_BYTES`]; what a leader replicates and a replica applies next). Older live
+//! ([`ENTRY_CACHE_BYTES`] unless the node is told otherwise; what a leader replicates and a replica applies next). Older live
 //! entries are only indexed (index, log id, where their record is) and read back from the
 //! file when asked for: a follower far behind, or a log that grew long between snapshots,
 //! costs disk reads, not memory.
@@ -50,8 +50,11 @@ const RECORD_HEADER_BYTES: usize = 8;
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
 /// The file is rewritten when its dead bytes exceed both this and its live bytes.
 pub const REWRITE_DEAD_BYTES_MIN: u64 = 64 << 20;
-/// Bytes of records whose entries a group keeps decoded in memory (the newest ones).
-pub const ENTRY_CACHE_BYTES: u64 = 32 << 20;
+/// Bytes of records whose entries a group keeps decoded in memory by default (the newest
+/// ones): two of the largest write batches, which is one append-entries message at most
+/// ([`crate::app::RaftSettings::append_entries_max`] × [`crate::services::WRITE_BATCH_BYTES_MAX`]).
+/// A follower in step lags by less; one further behind is sent entries read from the file.
+pub const ENTRY_CACHE_BYTES: u64 = 16 << 20;
 
 /// What the file holds, as read back.
 #[derive(Debug, Deserialize)]

@@ -47,6 +47,10 @@ struct Args {
     /// Log entries kept behind a snapshot, for followers slightly behind.
     #[arg(long, default_value_t = RaftSettings::default().logs_kept_behind_snapshot)]
     logs_kept: u64,
+    /// Bytes of each shard's newest log entries kept decoded in memory; older ones are read
+    /// back from the log file when a follower far behind or a replay asks for them.
+    #[arg(long, default_value_t = RaftSettings::default().log_cache_bytes)]
+    log_cache_bytes: u64,
     /// Make the cluster from --peers (the meta group) once they answer, unless it was made
     /// before. Give it to one node only.
     #[arg(long)]
@@ -139,6 +143,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             snapshot_logs_since_last: args.snapshot_every,
             snapshot_log_bytes_min: args.snapshot_log_bytes,
             logs_kept_behind_snapshot: args.logs_kept,
+            log_cache_bytes: args.log_cache_bytes,
             ..RaftSettings::default()
         },
         transport: Arc::new(TcpTransport::default()),
