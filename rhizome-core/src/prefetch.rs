@@ -25,3 +25,22 @@ pub fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
+
+/// [`prefetch`] both ends of `value`, for a value that may straddle two cache lines (an
+/// entry of a table whose entries are not a line's divisor apart).
+#[inline(always)]
+pub fn prefetch_ends<T>(value: &T) {
+    prefetch(value);
+    // Only an address is computed (nothing is read through it): the value's last byte.
+    let last = (value as *const T)
+        .cast::<u8>()
+        .wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: a hint that never faults, here at the address of a byte of
+    // `value`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = last;
+}

@@ -610,3 +610,91 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// In an arena of many Rhizomes (past one 64-bit word of flags) where some grow long
+    /// enough for skip indexes and some get holes from deletes, every Rhizome keeps its own
+    /// skip index and null count: seeks, counts and further appends and deletes answer like
+    /// the model, also after compaction and a segment round trip.
+    #[test]
+    fn many_rhizomes_keep_their_own_skip_indexes_and_nulls(
+        sizes in prop::collection::vec(
+            prop_oneof![3 => 0usize..40, 1 => 1_100usize..4_000], 65..140),
+        gaps in prop::collection::vec(1u64..40, 8),
+        chunks in prop::collection::vec((any::<prop::sample::Index>(), 1usize..300), 0..400),
+        deletes in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..300),
+        options in options(),
+    ) {
+        let n = sizes.len();
+        let wanted: Vec<Vec<u64>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(r, &size)| {
+                let gap = gaps[r % gaps.len()];
+                (0..size as u64).map(|i| 1 + i * gap + (i * 7 + r as u64) % gap).collect()
+            })
+            .collect();
+        // Appends interleaved across the Rhizomes, a chunk at a time, then the rest.
+        let mut arena = RhizomeArena::new(options);
+        let mut model: Vec<Vec<u64>> = vec![Vec::new(); n];
+        for _ in 0..n {
+            arena.push();
+        }
+        let append = |arena: &mut RhizomeArena, model: &mut Vec<Vec<u64>>, r: usize, k: usize| {
+            let from = model[r].len();
+            let to = (from + k).min(wanted[r].len());
+            let ids = &wanted[r][from..to];
+            if k.is_multiple_of(2) {
+                arena.append_many(r as u32, ids).expect("ascending chunk");
+            } else {
+                for &id in ids {
+                    arena.append(r as u32, id).expect("ascending append");
+                }
+            }
+            model[r].extend_from_slice(ids);
+        };
+        for (pick, k) in &chunks {
+            append(&mut arena, &mut model, pick.index(n), *k);
+        }
+        for r in 0..n {
+            append(&mut arena, &mut model, r, usize::MAX / 2);
+        }
+        for (pick, at) in &deletes {
+            let r = pick.index(n);
+            if model[r].is_empty() {
+                continue;
+            }
+            let id = model[r][at.index(model[r].len())];
+            prop_assert!(arena.delete(r as u32, id).expect("delete"));
+            model[r].retain(|&x| x != id);
+        }
+        let probes = |m: &[u64]| -> Vec<u64> {
+            let step = (m.len() / 12).max(1);
+            let mut p: Vec<u64> = m.iter().step_by(step).flat_map(|&id| [id, id + 1, id.saturating_sub(1)]).collect();
+            p.push(0);
+            p.truncate(16);
+            p
+        };
+        for (r, m) in model.iter().enumerate() {
+            check_against_model(&arena, r as u32, m, &probes(m));
+        }
+        // Appends after the deletes, then compaction and a segment round trip.
+        for (r, m) in model.iter_mut().enumerate() {
+            let next = m.last().map_or(5, |l| l + 3);
+            arena.append(r as u32, next).expect("append after deletes");
+            m.push(next);
+        }
+        arena.compact();
+        let stats = arena.stats();
+        prop_assert!(stats.null_bytes as f64 <= options.hole_ratio_max * stats.encoded_bytes as f64 + 1e-9);
+        let mut seg = Vec::new();
+        arena.encode(&mut seg);
+        let back = RhizomeArena::decode(&seg, options).expect("decode");
+        for (r, m) in model.iter().enumerate() {
+            check_against_model(&arena, r as u32, m, &probes(m));
+            check_against_model(&back, r as u32, m, &probes(m));
+        }
+    }
+}

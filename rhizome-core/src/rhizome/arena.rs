@@ -2,7 +2,7 @@
 //! table, so creating a Rhizome allocates nothing.
 //!
 //! ```text
-//!  metas:  [ Meta 0 | Meta 1 | Meta 2 | … ]     offset, len, capacity, nulls, append state, skip
+//!  metas:  [ Meta 0 | Meta 1 | Meta 2 | … ]     offset, len, capacity, append state (40 bytes)
 //!  bytes:  | R0 ....| R2 ..........| garbage | R1 ........................|
 //!          ^offset0  ^offset2       (R1's old region)  ^offset1
 //! ```
@@ -13,6 +13,11 @@
 //! or to the arena's end. The region left behind is garbage that the next Rhizome to grow to its
 //! size takes (columns of many values keep creating small Rhizomes); garbage is squeezed out
 //! once it exceeds half of the arena.
+//!
+//! What only some Rhizomes have — null padding left by deletes, a skip index once past ~1,024
+//! ids — is kept beside the table, in a map flagged by one bit per Rhizome, so the entry
+//! that every append reads stays small: columns of near-unique values hold about one Rhizome
+//! per record.
 //!
 //! Segment encoding ([`RhizomeArena::encode`]), all integers written as add codes (see
 //! `codec.rs`):
@@ -28,8 +33,9 @@ use super::codec::{
 use super::reader::RhizomeRef;
 use super::skip::{SeekPoint, SkipIndex};
 use super::{ArenaOptions, ArenaStats, RecordId, RhizomeIndex};
-use crate::prefetch::prefetch;
+use crate::prefetch::{prefetch, prefetch_ends};
 use crate::{Error, Result};
+use hashbrown::HashMap;
 
 /// Rows [`RhizomeArena::append_each`] prefetches the Rhizome entries of ahead of the one it
 /// appends, and the regions of (a region's address is in its entry, fetched earlier).
@@ -55,23 +61,35 @@ struct Meta {
     len: u32,
     /// Bytes reserved for the region.
     capacity: u32,
-    /// Null padding bytes inside `len`.
-    nulls: u32,
     /// Cardinality, last id and what the next append may reuse.
     tail: Tail,
-    /// Present once the Rhizome has more than ~`SKIP_INTERVAL_ENTRIES` ids.
-    skip: Option<Box<SkipIndex>>,
 }
+
+// Every Rhizome has one: columns of near-unique values have about one per record.
+const _: () = assert!(std::mem::size_of::<Meta>() == 40);
 
 impl Meta {
     const EMPTY: Meta = Meta {
         offset: 0,
         len: 0,
         capacity: 0,
-        nulls: 0,
         tail: Tail::EMPTY,
-        skip: None,
     };
+}
+
+/// What only some Rhizomes have.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    /// Null padding bytes inside the Rhizome's `len`, left by deletes.
+    nulls: u32,
+    /// Present once the Rhizome has more than ~`SKIP_INTERVAL_ENTRIES` ids.
+    skip: Option<Box<SkipIndex>>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.nulls == 0 && self.skip.is_none()
+    }
 }
 
 /// The Rhizomes of one column shard.
@@ -80,6 +98,10 @@ pub struct RhizomeArena {
     options: ArenaOptions,
     bytes: Vec<u8>,
     metas: Vec<Meta>,
+    /// The [`Extra`] of the Rhizomes that have one; `flagged` has their bits set.
+    extras: HashMap<RhizomeIndex, Extra>,
+    /// One bit per Rhizome: whether it is in `extras` (tested before every append).
+    flagged: Vec<u64>,
     /// Bytes of abandoned regions inside `bytes`.
     garbage_bytes: usize,
     /// Abandoned regions by size class: `free[k]` holds the offsets of regions of at least
@@ -131,6 +153,8 @@ impl RhizomeArena {
             options,
             bytes: Vec::new(),
             metas: Vec::new(),
+            extras: HashMap::new(),
+            flagged: Vec::new(),
             garbage_bytes: 0,
             free: Vec::new(),
         }
@@ -150,7 +174,55 @@ impl RhizomeArena {
         let index =
             RhizomeIndex::try_from(self.metas.len()).expect("fewer than 2^32 Rhizomes per arena");
         self.metas.push(Meta::EMPTY);
+        if index % 64 == 0 {
+            self.flagged.push(0);
+        }
         index
+    }
+
+    /// Whether Rhizome `index` has an [`Extra`].
+    #[inline]
+    fn is_flagged(&self, index: usize) -> bool {
+        self.flagged[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    fn extra(&self, index: usize) -> Option<&Extra> {
+        if self.is_flagged(index) {
+            self.extras.get(&(index as RhizomeIndex))
+        } else {
+            None
+        }
+    }
+
+    /// Null padding bytes of Rhizome `index`.
+    fn nulls(&self, index: usize) -> u32 {
+        self.extra(index).map_or(0, |e| e.nulls)
+    }
+
+    fn skip(&self, index: usize) -> Option<&SkipIndex> {
+        self.extra(index).and_then(|e| e.skip.as_deref())
+    }
+
+    /// Take Rhizome `index`'s [`Extra`] out of the map (an empty one if it has none); give it
+    /// back with [`RhizomeArena::put_extra`].
+    fn take_extra(&mut self, index: usize) -> Extra {
+        if self.is_flagged(index) {
+            self.flagged[index / 64] &= !(1 << (index % 64));
+            self.extras
+                .remove(&(index as RhizomeIndex))
+                .unwrap_or_default()
+        } else {
+            Extra::default()
+        }
+    }
+
+    /// Store Rhizome `index`'s [`Extra`] (none when it is empty). It must not have one.
+    fn put_extra(&mut self, index: usize, extra: Extra) {
+        debug_assert!(!self.is_flagged(index));
+        if !extra.is_empty() {
+            self.flagged[index / 64] |= 1 << (index % 64);
+            self.extras.insert(index as RhizomeIndex, extra);
+        }
     }
 
     fn index(&self, r: RhizomeIndex) -> Result<usize> {
@@ -180,7 +252,7 @@ impl RhizomeArena {
         for (i, &r) in rhizomes.iter().enumerate() {
             if let Some(&ahead) = rhizomes.get(i + ENTRY_AHEAD) {
                 if let Some(meta) = self.metas.get(ahead as usize) {
-                    prefetch(meta);
+                    prefetch_ends(meta);
                 }
             }
             if let Some(&ahead) = rhizomes.get(i + REGION_AHEAD) {
@@ -224,6 +296,19 @@ impl RhizomeArena {
             tail.last = id;
         }
         self.ensure_capacity(index, needed)?;
+        // A skip index is kept (or begun) only past SKIP_INTERVAL_ENTRIES ids: the Rhizomes
+        // of most columns never have one, and their appends touch only their entry.
+        let flagged = self.is_flagged(index);
+        let mut skip = None;
+        let skip = if flagged {
+            &mut self
+                .extras
+                .get_mut(&r)
+                .expect("a flagged Rhizome has an extra")
+                .skip
+        } else {
+            &mut skip
+        };
         let meta = &mut self.metas[index];
         let region = &mut self.bytes[meta.offset..meta.offset + meta.capacity as usize];
         let mut len = meta.len as usize;
@@ -234,10 +319,14 @@ impl RhizomeArena {
                 &mut len,
                 id,
                 self.options.dense_blocks,
-                Some(&mut meta.skip),
+                Some(skip),
             );
         }
         meta.len = len as u32;
+        if !flagged && skip.is_some() {
+            let skip = skip.take();
+            self.put_extra(index, Extra { nulls: 0, skip });
+        }
         Ok(())
     }
 
@@ -342,7 +431,7 @@ impl RhizomeArena {
             bytes: &self.bytes[meta.offset..meta.offset + meta.len as usize],
             cardinality: meta.tail.count,
             last: meta.tail.last,
-            skip: meta.skip.as_deref(),
+            skip: self.skip(r as usize),
         }
     }
 
@@ -366,9 +455,8 @@ impl RhizomeArena {
             return Ok(false);
         }
         let bytes = &self.bytes[meta.offset..meta.offset + meta.len as usize];
-        let point = meta
-            .skip
-            .as_ref()
+        let point = self
+            .skip(index)
             .map_or(SeekPoint::default(), |s| s.seek(id));
         // Find the instruction that produces `id`.
         let mut at = point.offset;
@@ -420,9 +508,12 @@ impl RhizomeArena {
                             // Not the block's last bit: the cursor after the block is unchanged.
                             let region_at = self.metas[index].offset + byte_at;
                             self.bytes[region_at] &= !mask;
-                            let meta = &mut self.metas[index];
-                            meta.tail.count -= 1;
-                            if let Some(skip) = &mut meta.skip {
+                            self.metas[index].tail.count -= 1;
+                            if let Some(skip) = self
+                                .extras
+                                .get_mut(&(index as RhizomeIndex))
+                                .and_then(|e| e.skip.as_mut())
+                            {
                                 skip.removed_at(at);
                             }
                             return Ok(true);
@@ -451,12 +542,10 @@ impl RhizomeArena {
             return Ok(true);
         }
         // The merged code does not fit: re-encode the enclosing skip block.
-        let meta = &self.metas[index];
-        let block_end = meta
-            .skip
-            .as_ref()
+        let block_end = self
+            .skip(index)
             .and_then(|s| s.boundary_at_or_after(span_end))
-            .unwrap_or(meta.len as usize);
+            .unwrap_or(self.metas[index].len as usize);
         let done = self.rewrite_region(index, point.offset, block_end, point.state, id, true)?;
         debug_assert!(done);
         Ok(done)
@@ -497,16 +586,18 @@ impl RhizomeArena {
         let new = encoder.into_bytes();
         let old_len = end - start;
         let new_end;
+        let nulls_before = self.nulls(index);
+        let nulls;
         if new.len() <= old_len {
             let offset = self.metas[index].offset;
             self.bytes[offset + start..offset + start + new.len()].copy_from_slice(&new);
             let meta = &mut self.metas[index];
             if at_tail {
                 meta.len = (start + new.len()) as u32;
-                meta.nulls -= old_nulls;
+                nulls = nulls_before - old_nulls;
             } else {
                 self.bytes[offset + start + new.len()..offset + end].fill(0);
-                meta.nulls = meta.nulls - old_nulls + (old_len - new.len()) as u32;
+                nulls = nulls_before - old_nulls + (old_len - new.len()) as u32;
             }
             new_end = end;
         } else if may_grow {
@@ -516,20 +607,21 @@ impl RhizomeArena {
             self.bytes
                 .copy_within(offset + end..offset + len, offset + end + grow);
             self.bytes[offset + start..offset + start + new.len()].copy_from_slice(&new);
-            let meta = &mut self.metas[index];
-            meta.len += grow as u32;
-            meta.nulls -= old_nulls;
+            self.metas[index].len += grow as u32;
+            nulls = nulls_before - old_nulls;
             new_end = end + grow;
         } else {
             return Ok(false);
         }
-        let meta = &mut self.metas[index];
-        if let Some(skip) = &mut meta.skip {
+        let mut extra = self.take_extra(index);
+        extra.nulls = nulls;
+        if let Some(skip) = &mut extra.skip {
             skip.rewrite(start, end, new_end);
             if skip.is_empty() {
-                meta.skip = None;
+                extra.skip = None;
             }
         }
+        let meta = &mut self.metas[index];
         meta.tail.count -= 1;
         if at_tail {
             meta.tail.last = ids.last().copied().unwrap_or(state.cursor);
@@ -555,7 +647,9 @@ impl RhizomeArena {
                 capacity,
                 ..Meta::EMPTY
             };
+            extra = Extra::default();
         }
+        self.put_extra(index, extra);
         Ok(true)
     }
 
@@ -605,15 +699,15 @@ impl RhizomeArena {
         let meta = &mut self.metas[index];
         self.bytes[meta.offset..meta.offset + new.len()].copy_from_slice(&new);
         meta.len = new.len() as u32;
-        meta.nulls = 0;
         meta.tail = tail;
-        meta.skip = skip;
+        self.take_extra(index);
+        self.put_extra(index, Extra { nulls: 0, skip });
         Ok(())
     }
 
     fn is_holey(&self, index: usize) -> bool {
-        let meta = &self.metas[index];
-        meta.nulls > 0 && meta.nulls as f64 > self.options.hole_ratio_max * meta.len as f64
+        let nulls = self.nulls(index);
+        nulls > 0 && nulls as f64 > self.options.hole_ratio_max * self.metas[index].len as f64
     }
 
     fn compact_if_holey(&mut self, index: usize) -> Result<()> {
@@ -638,11 +732,16 @@ impl RhizomeArena {
         };
         for meta in &self.metas {
             stats.encoded_bytes += meta.len as u64;
-            stats.null_bytes += meta.nulls as u64;
-            stats.skip_bytes += meta.skip.as_ref().map_or(0, |s| s.size_bytes()) as u64;
         }
-        stats.allocated_bytes =
-            (self.bytes.capacity() + self.metas.capacity() * std::mem::size_of::<Meta>()) as u64;
+        for extra in self.extras.values() {
+            stats.null_bytes += extra.nulls as u64;
+            stats.skip_bytes += extra.skip.as_ref().map_or(0, |s| s.size_bytes()) as u64;
+        }
+        stats.allocated_bytes = (self.bytes.capacity()
+            + self.metas.capacity() * std::mem::size_of::<Meta>()
+            + self.flagged.capacity() * 8
+            + self.extras.capacity() * std::mem::size_of::<(RhizomeIndex, Extra)>())
+            as u64;
         stats
     }
 
@@ -693,6 +792,7 @@ impl RhizomeArena {
         }
         let mut arena = RhizomeArena::new(options);
         arena.metas.reserve(count as usize);
+        arena.flagged.reserve((count as usize).div_ceil(64));
         arena.bytes.reserve(bytes.len() - at);
         for r in 0..count {
             let (len, n) = read_value_code(bytes, at)?;
@@ -728,19 +828,25 @@ impl RhizomeArena {
             }
             let offset = arena.bytes.len();
             arena.bytes.extend_from_slice(stream);
-            arena.metas.push(Meta {
+            let index = arena.push() as usize;
+            arena.metas[index] = Meta {
                 offset,
                 len: len as u32,
                 capacity: len as u32,
-                nulls: summary.null_bytes as u32,
                 tail: Tail {
                     count: summary.count,
                     last: summary.end.cursor,
                     tail_increment: summary.last_is_increment && !summary.trailing_null,
                     window_offset: NO_WINDOW,
                 },
-                skip: (!skip.is_empty()).then(|| Box::new(skip)),
-            });
+            };
+            arena.put_extra(
+                index,
+                Extra {
+                    nulls: summary.null_bytes as u32,
+                    skip: (!skip.is_empty()).then(|| Box::new(skip)),
+                },
+            );
         }
         if at != bytes.len() {
             return Err(corrupt("trailing bytes after the last Rhizome"));
