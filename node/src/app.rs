@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 use crate::lease::LeaseClock;
-use crate::log_store::LogStore;
+use crate::log_store::{CacheLimit, LogStore};
 use crate::meta::{
     MetaCommand, MetaOutcome, MetaShared, MetaStateMachine, Metadata, META_DIR, META_GROUP,
     META_VOTERS_MAX,
@@ -67,8 +67,9 @@ pub struct RaftSettings {
     /// Serve linearizable reads under the leader's lease ([`crate::lease`]) when a quorum
     /// acknowledged it recently, instead of a round of messages per read.
     pub lease_reads: bool,
-    /// Bytes of a shard group's newest log entries kept decoded in memory (older ones are
-    /// read back from the log file when asked for); a node holds this much per group.
+    /// Bytes of shard groups' newest log entries a node keeps decoded in memory, shared
+    /// evenly by its groups, each taking at most [`crate::log_store::ENTRY_CACHE_BYTES`];
+    /// older entries are read back from the log files when asked for.
     pub log_cache_bytes: u64,
 }
 
@@ -86,7 +87,7 @@ impl Default for RaftSettings {
             append_entries_max: 2,
             election_timeout_seed: None,
             lease_reads: true,
-            log_cache_bytes: crate::log_store::ENTRY_CACHE_BYTES,
+            log_cache_bytes: 256 << 20,
         }
     }
 }
@@ -199,6 +200,8 @@ pub struct Node {
     /// The meta group's replica on this node (idle until the cluster is initialised).
     meta: MetaGroup,
     groups: RwLock<BTreeMap<ShardKey, Arc<Group>>>,
+    /// The shard groups' log cache limit: their share of `config.raft.log_cache_bytes`.
+    log_cache: CacheLimit,
     /// Serialises group creation, so two requests cannot open the same files twice; holds
     /// whether the node answers RPCs yet (see [`Node::serving`]).
     opening: tokio::sync::Mutex<bool>,
@@ -217,6 +220,7 @@ impl Node {
         }
         let meta = open_meta(&config).await?;
         let node = Arc::new(Node {
+            log_cache: CacheLimit::new(CacheLimit::share(config.raft.log_cache_bytes, 1)),
             config,
             meta,
             groups: RwLock::new(BTreeMap::new()),
@@ -243,13 +247,31 @@ impl Node {
         // The groups read their segments at the same time (on the blocking pool); nothing
         // else opens a group before `start` returns, so the `opening` lock is not needed.
         specs.sort_by(|a, b| a.key.cmp(&b.key));
+        node.log_cache.set(CacheLimit::share(
+            node.config.raft.log_cache_bytes,
+            specs.len(),
+        ));
         futures::future::try_join_all(
             specs
                 .into_iter()
                 .map(|spec| node.open_new_group(spec, false)),
         )
         .await?;
+        node.share_log_cache();
         Ok(node)
+    }
+
+    /// Give every shard group its share of the node's log cache budget, for the groups
+    /// hosted now (a group evicts down to a lowered share at its next append).
+    fn share_log_cache(&self) {
+        let groups = self.groups.read().expect("group map lock poisoned").len();
+        self.log_cache
+            .set(CacheLimit::share(self.config.raft.log_cache_bytes, groups));
+    }
+
+    /// Bytes of decoded log entries each shard group hosted here keeps at most.
+    pub fn log_cache_per_group(&self) -> u64 {
+        self.log_cache.get()
     }
 
     pub fn id(&self) -> NodeId {
@@ -299,7 +321,15 @@ impl Node {
         if let Ok(group) = self.group(&spec.key) {
             return Ok(group);
         }
-        self.open_new_group(spec, *serving).await
+        // The new group's share from the start (its log replays within it).
+        let groups = self.groups.read().expect("group map lock poisoned").len();
+        self.log_cache.set(CacheLimit::share(
+            self.config.raft.log_cache_bytes,
+            groups + 1,
+        ));
+        let opened = self.open_new_group(spec, *serving).await;
+        self.share_log_cache();
+        opened
     }
 
     /// Open a group that is not hosted yet, standing for election if `elect`; the caller
@@ -324,14 +354,14 @@ impl Node {
         let (log, sm) = {
             let (dirs, schema) = (dirs.clone(), spec.schema.clone());
             let snapshot_log_bytes_min = self.config.raft.snapshot_log_bytes_min;
-            let log_cache_bytes = self.config.raft.log_cache_bytes;
+            let log_cache = self.log_cache.clone();
             crate::blocking::run(move || {
                 let storage = |e: openraft::StorageError<NodeId>| Error::Io {
                     path: dirs.first().display().to_string(),
                     source: std::io::Error::other(e.to_string()),
                 };
                 Ok::<_, Error>((
-                    LogStore::open_with_cache(dirs.first(), log_cache_bytes).map_err(storage)?,
+                    LogStore::open_with_limit(dirs.first(), log_cache).map_err(storage)?,
                     ShardStateMachine::open(dirs.clone(), schema, snapshot_log_bytes_min)
                         .map_err(storage)?,
                 ))
@@ -406,6 +436,7 @@ impl Node {
         if let Some(group) = group {
             close_group(&group).await;
         }
+        self.share_log_cache();
         let dirs = GroupDirs::new(&self.config.data_dirs, &key.dir_name());
         // The GROUP file first: once it is gone a restart no longer reopens the group, even
         // if removing the rest is cut short.

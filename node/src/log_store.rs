@@ -33,6 +33,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -50,11 +51,37 @@ const RECORD_HEADER_BYTES: usize = 8;
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
 /// The file is rewritten when its dead bytes exceed both this and its live bytes.
 pub const REWRITE_DEAD_BYTES_MIN: u64 = 64 << 20;
-/// Bytes of records whose entries a group keeps decoded in memory by default (the newest
-/// ones): two of the largest write batches, which is one append-entries message at most
+/// Bytes of records whose entries a group keeps decoded in memory at most (the newest ones):
+/// two of the largest write batches, which is one append-entries message at most
 /// ([`crate::app::RaftSettings::append_entries_max`] × [`crate::services::WRITE_BATCH_BYTES_MAX`]).
 /// A follower in step lags by less; one further behind is sent entries read from the file.
+/// A node with many groups gives each a share of its budget instead ([`CacheLimit`]).
 pub const ENTRY_CACHE_BYTES: u64 = 16 << 20;
+
+/// The bytes of decoded entries a log keeps, which its owner may change while it runs: a
+/// node gives all its shard groups one limit, their share of the node's budget, and lowers
+/// it as groups are added. A log evicts down to a lowered limit at its next append.
+#[derive(Debug, Clone)]
+pub struct CacheLimit(Arc<AtomicU64>);
+
+impl CacheLimit {
+    pub fn new(bytes: u64) -> CacheLimit {
+        CacheLimit(Arc::new(AtomicU64::new(bytes)))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Each of `groups` groups' share of a node's `budget`: at most [`ENTRY_CACHE_BYTES`].
+    pub fn share(budget: u64, groups: usize) -> u64 {
+        (budget / groups.max(1) as u64).min(ENTRY_CACHE_BYTES)
+    }
+}
 
 /// What the file holds, as read back.
 #[derive(Debug, Deserialize)]
@@ -94,7 +121,7 @@ struct LogInner {
     /// Bytes of the records whose entries are held in `entries`.
     cached_bytes: u64,
     /// Budget for `cached_bytes`; the oldest entries beyond it are dropped from memory.
-    cache_bytes_max: u64,
+    cache_limit: CacheLimit,
     /// No entry below this index is held decoded (where eviction resumes).
     cached_from: u64,
     vote: Option<Vote>,
@@ -144,6 +171,12 @@ impl LogStore {
     /// [`LogStore::open`] keeping at most `cache_bytes_max` bytes of entries decoded (0: every
     /// read goes to the file).
     pub fn open_with_cache(dir: &Path, cache_bytes_max: u64) -> Result<LogStore, StorageError> {
+        Self::open_with_limit(dir, CacheLimit::new(cache_bytes_max))
+    }
+
+    /// [`LogStore::open`] keeping at most what `cache_limit` says of entries decoded, as it
+    /// changes.
+    pub fn open_with_limit(dir: &Path, cache_limit: CacheLimit) -> Result<LogStore, StorageError> {
         let read_err = |e: std::io::Error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &e);
         durable::create_dir_all(dir).map_err(read_err)?;
         let path = dir.join(LOG_FILE);
@@ -158,7 +191,7 @@ impl LogStore {
             file: None,
             entries: BTreeMap::new(),
             cached_bytes: 0,
-            cache_bytes_max,
+            cache_limit,
             cached_from: 0,
             vote: None,
             committed: None,
@@ -344,11 +377,12 @@ impl LogInner {
 
     /// Drop the oldest decoded entries until the cache is within its budget.
     fn evict(&mut self) {
-        if self.cached_bytes <= self.cache_bytes_max {
+        let limit = self.cache_limit.get();
+        if self.cached_bytes <= limit {
             return;
         }
         for (&index, slot) in self.entries.range_mut(self.cached_from..) {
-            if self.cached_bytes <= self.cache_bytes_max {
+            if self.cached_bytes <= limit {
                 break;
             }
             if slot.entry.take().is_some() {
@@ -810,6 +844,51 @@ mod tests {
             .await
             .expect_err("vote refused");
         assert!(error.to_string().contains("No space left"), "{error}");
+    }
+
+    #[test]
+    fn a_node_budget_is_shared_evenly_up_to_the_cap_per_group() {
+        // Proves: each group's share is the budget over the groups, never more than the cap
+        // per group (nor for no group at all).
+        assert_eq!(CacheLimit::share(256 << 20, 0), ENTRY_CACHE_BYTES);
+        assert_eq!(CacheLimit::share(256 << 20, 8), ENTRY_CACHE_BYTES);
+        assert_eq!(CacheLimit::share(256 << 20, 64), 4 << 20);
+        assert_eq!(CacheLimit::share(8 << 10, 3), (8 << 10) / 3);
+    }
+
+    #[tokio::test]
+    async fn logs_sharing_a_lowered_limit_evict_down_to_it_at_their_next_append() {
+        // Proves: two logs sharing one limit each keep what it allows; lowered, a log evicts
+        // down to it at its next append (the other keeps its entries until its own), and every
+        // entry still reads back equal to what was appended.
+        let (dir_a, dir_b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let entry = |i: u64| insert_entry(i, vec![(i % 251) as u8; 10_000]);
+        let limit = CacheLimit::new(1 << 20);
+        let mut a = LogStore::open_with_limit(dir_a.path(), limit.clone()).expect("open");
+        let mut b = LogStore::open_with_limit(dir_b.path(), limit.clone()).expect("open");
+        for log in [&mut a, &mut b] {
+            log.blocking_append((1..=40).map(entry))
+                .await
+                .expect("append");
+        }
+        let cached = |log: &LogStore| log.lock().cached_bytes;
+        assert!(
+            cached(&a) > 300_000 && cached(&b) > 300_000,
+            "under the limit: all kept"
+        );
+        limit.set(50_000);
+        a.blocking_append([entry(41)]).await.expect("append");
+        assert!(cached(&a) <= 50_000, "{} cached after lowering", cached(&a));
+        assert!(cached(&b) > 300_000, "b evicts at its own next append");
+        b.blocking_append([entry(41)]).await.expect("append");
+        assert!(cached(&b) <= 50_000, "{} cached after lowering", cached(&b));
+        for log in [&mut a, &mut b] {
+            let read = log.try_get_log_entries(1..=41).await.expect("read");
+            assert_eq!(read, (1..=41).map(entry).collect::<Vec<_>>());
+        }
     }
 
     #[tokio::test]

@@ -460,8 +460,14 @@ async fn whole_cluster_restart_recovers_from_segments_and_log() {
 async fn a_table_of_several_shards_is_placed_and_each_group_replicates() {
     // Proves: a table of 6 shards with 2 replicas on 3 nodes gets its groups placed by the
     // hash ring (each shard on exactly 2 nodes, every node used), each group elects a leader
-    // and replicates its own writes, and the replicas of every shard end with equal digests.
-    let mut cluster = Cluster::start(3, fast_settings()).await;
+    // and replicates its own writes, and the replicas of every shard end with equal digests;
+    // each node's log cache budget is shared evenly by the groups it hosts.
+    let budget = 12 << 20;
+    let settings = RaftSettings {
+        log_cache_bytes: budget,
+        ..fast_settings()
+    };
+    let mut cluster = Cluster::start(3, settings).await;
     let client = cluster.client(11);
     client
         .create_table(&cluster.peers[&1], "multi", &schema(), 6, 2)
@@ -486,11 +492,19 @@ async fn a_table_of_several_shards_is_placed_and_each_group_replicates() {
         let (_, records) = cluster.converged(&key, 2).await;
         assert_eq!(records, 12);
     }
+    let share = |node: &Node| budget / node.groups().len() as u64;
+    for running in cluster.running.values() {
+        assert_eq!(running.node.log_cache_per_group(), share(&running.node));
+    }
     // Restarting a node does not lose its groups: it reopens them from disk.
     cluster.kill(2).await;
     cluster.restart(2).await;
     let hosted = cluster.node(2).groups().len();
     assert!(hosted > 0, "node 2 hosts groups after a restart");
+    assert_eq!(
+        cluster.node(2).log_cache_per_group(),
+        share(cluster.node(2))
+    );
     cluster.shutdown().await;
 }
 

@@ -274,8 +274,9 @@ fn raft_settings(seed: u64, node: NodeId) -> RaftSettings {
         // Linearizable reads under leader leases, as in production: partitions, crashes and
         // clock-driven elections are what could break them.
         lease_reads: true,
-        // A few entries per group decoded: most of what leaders send and replicas apply is
-        // read back from the log files, the path a follower far behind takes in production.
+        // A few KiB of entries decoded per node, shared by its groups: most of what leaders
+        // send and replicas apply is read back from the log files, the path a follower far
+        // behind takes in production.
         log_cache_bytes: 8 << 10,
     }
 }

@@ -47,8 +47,9 @@ struct Args {
     /// Log entries kept behind a snapshot, for followers slightly behind.
     #[arg(long, default_value_t = RaftSettings::default().logs_kept_behind_snapshot)]
     logs_kept: u64,
-    /// Bytes of each shard's newest log entries kept decoded in memory; older ones are read
-    /// back from the log file when a follower far behind or a replay asks for them.
+    /// Bytes of the shards' newest log entries the node keeps decoded in memory, shared by
+    /// its shards (16 MiB each at most); older ones are read back from the log files when a
+    /// follower far behind or a replay asks for them.
     #[arg(long, default_value_t = RaftSettings::default().log_cache_bytes)]
     log_cache_bytes: u64,
     /// Make the cluster from --peers (the meta group) once they answer, unless it was made
