@@ -14,33 +14,28 @@
 /// Hint that `value` will be read or written soon. Does nothing on other architectures.
 #[inline(always)]
 pub fn prefetch<T: ?Sized>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint: it never faults and has no effect a program can observe
-    // but timing. The instruction is part of SSE, which every x86-64 CPU has.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    prefetch_address((value as *const T).cast::<u8>());
 }
 
 /// [`prefetch`] both ends of `value`, for a value that may straddle two cache lines (an
 /// entry of a table whose entries are not a line's divisor apart).
 #[inline(always)]
 pub fn prefetch_ends<T>(value: &T) {
-    prefetch(value);
+    let first = (value as *const T).cast::<u8>();
+    prefetch_address(first);
     // Only an address is computed (nothing is read through it): the value's last byte.
-    let last = (value as *const T)
-        .cast::<u8>()
-        .wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
+    prefetch_address(first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
+/// The hint itself, at an address inside a value the caller holds a reference to.
+#[inline(always)]
+fn prefetch_address(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a hint that never faults, here at the address of a byte of
-    // `value`.
+    // SAFETY: PREFETCHT0 is a hint: it never faults and has no effect a program can observe
+    // but timing. The instruction is part of SSE, which every x86-64 CPU has.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last.cast::<i8>());
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = last;
+    let _ = address;
 }

@@ -180,10 +180,25 @@ impl RhizomeArena {
         index
     }
 
+    /// Rhizome `index`'s word in `flagged`, and its bit there.
+    #[inline]
+    fn flag(index: usize) -> (usize, u64) {
+        (index / 64, 1 << (index % 64))
+    }
+
     /// Whether Rhizome `index` has an [`Extra`].
     #[inline]
     fn is_flagged(&self, index: usize) -> bool {
-        self.flagged[index / 64] & (1 << (index % 64)) != 0
+        let (word, bit) = Self::flag(index);
+        self.flagged[word] & bit != 0
+    }
+
+    fn extra_mut(&mut self, index: usize) -> Option<&mut Extra> {
+        if self.is_flagged(index) {
+            self.extras.get_mut(&(index as RhizomeIndex))
+        } else {
+            None
+        }
     }
 
     fn extra(&self, index: usize) -> Option<&Extra> {
@@ -207,7 +222,8 @@ impl RhizomeArena {
     /// back with [`RhizomeArena::put_extra`].
     fn take_extra(&mut self, index: usize) -> Extra {
         if self.is_flagged(index) {
-            self.flagged[index / 64] &= !(1 << (index % 64));
+            let (word, bit) = Self::flag(index);
+            self.flagged[word] &= !bit;
             self.extras
                 .remove(&(index as RhizomeIndex))
                 .unwrap_or_default()
@@ -220,7 +236,8 @@ impl RhizomeArena {
     fn put_extra(&mut self, index: usize, extra: Extra) {
         debug_assert!(!self.is_flagged(index));
         if !extra.is_empty() {
-            self.flagged[index / 64] |= 1 << (index % 64);
+            let (word, bit) = Self::flag(index);
+            self.flagged[word] |= bit;
             self.extras.insert(index as RhizomeIndex, extra);
         }
     }
@@ -300,6 +317,7 @@ impl RhizomeArena {
         // of most columns never have one, and their appends touch only their entry.
         let flagged = self.is_flagged(index);
         let mut skip = None;
+        // The map's entry, not `extra_mut`: the entry and region are borrowed beside it.
         let skip = if flagged {
             &mut self
                 .extras
@@ -509,10 +527,7 @@ impl RhizomeArena {
                             let region_at = self.metas[index].offset + byte_at;
                             self.bytes[region_at] &= !mask;
                             self.metas[index].tail.count -= 1;
-                            if let Some(skip) = self
-                                .extras
-                                .get_mut(&(index as RhizomeIndex))
-                                .and_then(|e| e.skip.as_mut())
+                            if let Some(skip) = self.extra_mut(index).and_then(|e| e.skip.as_mut())
                             {
                                 skip.removed_at(at);
                             }
