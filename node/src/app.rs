@@ -219,15 +219,7 @@ impl Node {
             ));
         }
         let meta = open_meta(&config).await?;
-        let node = Arc::new(Node {
-            log_cache: CacheLimit::new(CacheLimit::share(config.raft.log_cache_bytes, 1)),
-            config,
-            meta,
-            groups: RwLock::new(BTreeMap::new()),
-            opening: tokio::sync::Mutex::new(false),
-            rebalancing: tokio::sync::Mutex::new(()),
-        });
-        let groups_dir = node.config.data_dirs[0].join("groups");
+        let groups_dir = config.data_dirs[0].join("groups");
         let mut specs = Vec::new();
         if groups_dir.exists() {
             for entry in std::fs::read_dir(&groups_dir).map_err(|e| Error::io(&groups_dir, e))? {
@@ -247,26 +239,33 @@ impl Node {
         // The groups read their segments at the same time (on the blocking pool); nothing
         // else opens a group before `start` returns, so the `opening` lock is not needed.
         specs.sort_by(|a, b| a.key.cmp(&b.key));
-        node.log_cache.set(CacheLimit::share(
-            node.config.raft.log_cache_bytes,
-            specs.len(),
-        ));
+        let node = Arc::new(Node {
+            // Each group's share once all are open, from the start: their logs replay within it.
+            log_cache: CacheLimit::new(CacheLimit::share(config.raft.log_cache_bytes, specs.len())),
+            config,
+            meta,
+            groups: RwLock::new(BTreeMap::new()),
+            opening: tokio::sync::Mutex::new(false),
+            rebalancing: tokio::sync::Mutex::new(()),
+        });
         futures::future::try_join_all(
             specs
                 .into_iter()
                 .map(|spec| node.open_new_group(spec, false)),
         )
         .await?;
-        node.share_log_cache();
         Ok(node)
     }
 
-    /// Give every shard group its share of the node's log cache budget, for the groups
-    /// hosted now (a group evicts down to a lowered share at its next append).
-    fn share_log_cache(&self) {
-        let groups = self.groups.read().expect("group map lock poisoned").len();
+    /// Give every shard group its share of the node's log cache budget when the node hosts
+    /// `groups` (a group evicts down to a lowered share at its next append).
+    fn share_log_cache(&self, groups: usize) {
         self.log_cache
             .set(CacheLimit::share(self.config.raft.log_cache_bytes, groups));
+    }
+
+    fn group_count(&self) -> usize {
+        self.groups.read().expect("group map lock poisoned").len()
     }
 
     /// Bytes of decoded log entries each shard group hosted here keeps at most.
@@ -321,14 +320,13 @@ impl Node {
         if let Ok(group) = self.group(&spec.key) {
             return Ok(group);
         }
-        // The new group's share from the start (its log replays within it).
-        let groups = self.groups.read().expect("group map lock poisoned").len();
-        self.log_cache.set(CacheLimit::share(
-            self.config.raft.log_cache_bytes,
-            groups + 1,
-        ));
+        // The new group's share from the start (its log replays within it); a failed open
+        // gives the old share back.
+        self.share_log_cache(self.group_count() + 1);
         let opened = self.open_new_group(spec, *serving).await;
-        self.share_log_cache();
+        if opened.is_err() {
+            self.share_log_cache(self.group_count());
+        }
         opened
     }
 
@@ -436,7 +434,7 @@ impl Node {
         if let Some(group) = group {
             close_group(&group).await;
         }
-        self.share_log_cache();
+        self.share_log_cache(self.group_count());
         let dirs = GroupDirs::new(&self.config.data_dirs, &key.dir_name());
         // The GROUP file first: once it is gone a restart no longer reopens the group, even
         // if removing the rest is cut short.

@@ -17,11 +17,12 @@
 //! After a failed write or fsync the store refuses every later write with the first error:
 //! the page cache may have dropped the data, so nothing written after it can be trusted.
 //!
-//! Memory: the newest entries are kept decoded, up to a budget of bytes per group
-//! ([`ENTRY_CACHE_BYTES`] unless the node is told otherwise; what a leader replicates and a replica applies next). Older live
-//! entries are only indexed (index, log id, where their record is) and read back from the
-//! file when asked for: a follower far behind, or a log that grew long between snapshots,
-//! costs disk reads, not memory.
+//! Memory: the newest entries are kept decoded, up to a limit of bytes per group (a
+//! [`CacheLimit`]: a node's groups share its budget, at most [`ENTRY_CACHE_BYTES`] each; what
+//! a leader replicates and a replica applies next). Older live entries are only indexed
+//! (index, log id, where their record is) and read back from the file when asked for: a
+//! follower far behind, or a log that grew long between snapshots, costs disk reads, not
+//! memory.
 
 // openraft's storage traits return its `StorageError` (a large type) by value; our helpers
 // return the same type rather than converting at every call.
